@@ -1,0 +1,20 @@
+//! # petl-ast
+//!
+//! Parameter-efficient transfer learning for Audio Spectrogram Transformers
+//! (Cappellazzo et al., arXiv 2312.03694), in [burn](https://burn.dev).
+//!
+//! - [`audio`]: wav decoding, resampling and the Kaldi fbank of the AST feature extractor
+//!   (pure Rust, shared by the native CLI and the web app).
+//! - [`model`]: the AST, equal to Hugging Face `ASTForAudioClassification`, loaded from
+//!   `config.json` + `model.safetensors`.
+//! - [`backend`]: choosing the compute device at run time.
+
+pub mod audio;
+pub mod backend;
+#[cfg(not(target_family = "wasm"))]
+pub mod io;
+pub mod model;
+pub mod pipeline;
+
+#[cfg(all(feature = "hub", not(target_family = "wasm")))]
+pub mod hub;

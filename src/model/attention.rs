@@ -1,0 +1,91 @@
+//! Multi-head self-attention of the AST encoder (`ASTAttention`).
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::config::AstConfig;
+use super::weights::WeightPath;
+
+/// Multi-head scaled dot-product self-attention with an output projection
+/// (Vaswani et al., "Attention Is All You Need", 2017).
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    /// Query projection `Wq`.
+    pub query: Linear,
+    /// Key projection `Wk`.
+    pub key: Linear,
+    /// Value projection `Wv`.
+    pub value: Linear,
+    /// Output projection `Wo`.
+    pub output: Linear,
+    /// Number of heads.
+    #[module(skip)]
+    pub num_heads: usize,
+}
+
+impl SelfAttention {
+    /// Random initialisation.
+    pub fn new(config: &AstConfig, device: &Device) -> Self {
+        let d = config.hidden_size;
+        let linear = |bias| super::init::linear(config, d, d, bias, device);
+        Self {
+            query: linear(config.qkv_bias),
+            key: linear(config.qkv_bias),
+            value: linear(config.qkv_bias),
+            output: linear(true),
+            num_heads: config.num_attention_heads,
+        }
+    }
+
+    /// Loads `attention.{query,key,value}` and `output.dense` under `path` (an `ASTAttention`).
+    pub fn load(config: &AstConfig, path: &WeightPath) -> Self {
+        let d = config.hidden_size;
+        let qkv = path.pp("attention");
+        Self {
+            query: qkv.pp("query").linear(d, d, config.qkv_bias),
+            key: qkv.pp("key").linear(d, d, config.qkv_bias),
+            value: qkv.pp("value").linear(d, d, config.qkv_bias),
+            output: path.pp("output.dense").linear(d, d, true),
+            num_heads: config.num_attention_heads,
+        }
+    }
+
+    /// Splits `[batch, tokens, d]` into heads `[batch, heads, tokens, d / heads]`.
+    pub fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [batch, tokens, d] = x.dims();
+        x.reshape([batch, tokens, self.num_heads, d / self.num_heads])
+            .swap_dims(1, 2)
+    }
+
+    /// Merges heads back: `[batch, heads, tokens, dh]` → `[batch, tokens, heads·dh]`.
+    pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+        let [batch, heads, tokens, dh] = x.dims();
+        x.swap_dims(1, 2).reshape([batch, tokens, heads * dh])
+    }
+
+    /// Plain forward pass.
+    ///
+    /// # Shapes
+    /// - x: `[batch, tokens, d]` (already layer-normed)
+    /// - output: `[batch, tokens, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let q = self.split_heads(self.query.forward(x.clone()));
+        let k = self.split_heads(self.key.forward(x.clone()));
+        let v = self.split_heads(self.value.forward(x));
+        self.output.forward(Self::merge_heads(attend(q, k, v)))
+    }
+}
+
+/// `softmax(q kᵀ / √dh) v` per head.
+///
+/// # Shapes
+/// - q: `[batch, heads, queries, dh]`
+/// - k, v: `[batch, heads, keys, dh]`
+/// - output: `[batch, heads, queries, dh]`
+pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let dh = q.dims()[3];
+    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+    softmax(scores, 3).matmul(v)
+}

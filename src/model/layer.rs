@@ -1,0 +1,73 @@
+//! One pre-LayerNorm encoder layer of the AST (`ASTLayer`).
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Device, Tensor};
+
+use super::attention::SelfAttention;
+use super::config::{Activation, AstConfig};
+use super::init;
+use super::weights::WeightPath;
+
+/// `x + MHSA(LN(x))`, then `h + MLP(LN(h))` with a GELU MLP of width `intermediate_size`.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    /// LayerNorm before attention (`layernorm_before`).
+    pub norm_attention: LayerNorm,
+    /// Multi-head self-attention.
+    pub attention: SelfAttention,
+    /// LayerNorm before the MLP (`layernorm_after`).
+    pub norm_mlp: LayerNorm,
+    /// MLP expansion `d → intermediate` (`intermediate.dense`).
+    pub mlp_in: Linear,
+    /// MLP projection `intermediate → d` (`output.dense`).
+    pub mlp_out: Linear,
+    /// MLP activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl EncoderLayer {
+    /// Random initialisation.
+    pub fn new(config: &AstConfig, device: &Device) -> Self {
+        let d = config.hidden_size;
+        let i = config.intermediate_size;
+        Self {
+            norm_attention: init::layer_norm(config, d, device),
+            attention: SelfAttention::new(config, device),
+            norm_mlp: init::layer_norm(config, d, device),
+            mlp_in: init::linear(config, d, i, true, device),
+            mlp_out: init::linear(config, i, d, true, device),
+            activation: config.activation().expect("validated config"),
+        }
+    }
+
+    /// Loads an `ASTLayer` stored under `path` (e.g. `encoder.layer.3`).
+    pub fn load(config: &AstConfig, path: &WeightPath) -> Self {
+        let d = config.hidden_size;
+        let i = config.intermediate_size;
+        let eps = config.layer_norm_eps;
+        Self {
+            norm_attention: path.pp("layernorm_before").layer_norm(d, eps),
+            attention: SelfAttention::load(config, &path.pp("attention")),
+            norm_mlp: path.pp("layernorm_after").layer_norm(d, eps),
+            mlp_in: path.pp("intermediate.dense").linear(d, i, true),
+            mlp_out: path.pp("output.dense").linear(i, d, true),
+            activation: config.activation().expect("validated config"),
+        }
+    }
+
+    /// The MLP without its residual: `W2 act(W1 x)`.
+    pub fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        self.mlp_out
+            .forward(self.activation.forward(self.mlp_in.forward(x)))
+    }
+
+    /// # Shapes
+    /// - x: `[batch, tokens, d]`
+    /// - output: `[batch, tokens, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = x.clone() + self.attention.forward(self.norm_attention.forward(x));
+        h.clone() + self.mlp(self.norm_mlp.forward(h))
+    }
+}
