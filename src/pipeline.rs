@@ -34,7 +34,11 @@ pub struct Classifier {
 
 impl Classifier {
     /// Loads the checkpoint's classifier; the extractor's `max_length` follows the model's.
-    pub fn new(checkpoint: &Checkpoint, options: &LoadOptions, device: &Device) -> Result<Self, PipelineError> {
+    pub fn new(
+        checkpoint: &Checkpoint,
+        options: &LoadOptions,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
         let model = checkpoint.load_classifier(options, device)?;
         let mut config = checkpoint.preprocessor.clone();
         config.max_length = model.ast.max_length;
@@ -62,7 +66,10 @@ impl Classifier {
     pub fn batch(&self, features: &[Vec<f32>]) -> Tensor<3> {
         let (frames, bins) = self.extractor.input_shape();
         let data: Vec<f32> = features.iter().flatten().copied().collect();
-        Tensor::from_data(TensorData::new(data, [features.len(), frames, bins]), &self.device)
+        Tensor::from_data(
+            TensorData::new(data, [features.len(), frames, bins]),
+            &self.device,
+        )
     }
 
     /// Logits of each clip.
@@ -76,8 +83,15 @@ impl Classifier {
 
     /// Scores of each label: softmax probabilities, or sigmoids for a multi-label model.
     pub fn scores(&self, logits: &[f32]) -> Vec<f32> {
-        let t = Tensor::<1>::from_data(TensorData::new(logits.to_vec(), [logits.len()]), &self.device);
-        let scores = if self.multi_label { sigmoid(t) } else { softmax(t, 0) };
+        let t = Tensor::<1>::from_data(
+            TensorData::new(logits.to_vec(), [logits.len()]),
+            &self.device,
+        );
+        let scores = if self.multi_label {
+            sigmoid(t)
+        } else {
+            softmax(t, 0)
+        };
         scores.into_data().try_to_vec::<f32>().unwrap_or_default()
     }
 
@@ -90,7 +104,11 @@ impl Classifier {
             .into_iter()
             .take(k)
             .map(|i| {
-                let label = self.labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"));
+                let label = self
+                    .labels
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("LABEL_{i}"));
                 (label, scores[i])
             })
             .collect()

@@ -11,7 +11,9 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 /// Copies the `ast-tiny-s10` fixture into a temp folder, letting `edit` change the tensor map.
-fn broken_copy(edit: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>)) -> tempfile::TempDir {
+fn broken_copy(
+    edit: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>),
+) -> tempfile::TempDir {
     let src = fixture("models/ast-tiny-s10");
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
@@ -20,13 +22,21 @@ fn broken_copy(edit: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u
     let mut map: BTreeMap<_, _> = st
         .tensors()
         .into_iter()
-        .map(|(name, view)| (name, (view.dtype(), view.shape().to_vec(), view.data().to_vec())))
+        .map(|(name, view)| {
+            (
+                name,
+                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
+            )
+        })
         .collect();
     edit(&mut map);
     let views: Vec<(String, TensorView)> = map
         .iter()
         .map(|(name, (dtype, shape, data))| {
-            (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap())
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
         })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
@@ -38,7 +48,8 @@ fn load(dir: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-const QUERY: &str = "audio_spectrogram_transformer.encoder.layer.1.attention.attention.query.weight";
+const QUERY: &str =
+    "audio_spectrogram_transformer.encoder.layer.1.attention.attention.query.weight";
 
 #[test]
 fn every_missing_unexpected_and_misshapen_tensor_is_listed() {
@@ -70,9 +81,14 @@ fn every_missing_unexpected_and_misshapen_tensor_is_listed() {
     assert!(problems.contains(&TensorProblem::Unexpected {
         name: "extra.weight".into()
     }));
-    assert!(problems.iter().any(|p| matches!(p, TensorProblem::Dtype { dtype, .. } if dtype == "I64")));
+    assert!(problems
+        .iter()
+        .any(|p| matches!(p, TensorProblem::Dtype { dtype, .. } if dtype == "I64")));
     let message = err.to_string();
-    assert!(message.contains(QUERY) && message.contains("extra.weight"), "{message}");
+    assert!(
+        message.contains(QUERY) && message.contains("extra.weight"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -107,7 +123,10 @@ fn missing_files_and_bad_configs_name_the_file() {
 
     std::fs::remove_file(dir.path().join("config.json")).unwrap();
     let err = load(dir.path()).unwrap_err();
-    assert!(matches!(err, LoadError::Io { .. }) && err.to_string().contains("config.json"), "{err}");
+    assert!(
+        matches!(err, LoadError::Io { .. }) && err.to_string().contains("config.json"),
+        "{err}"
+    );
 
     let err = load(&dir.path().join("nowhere")).unwrap_err();
     assert!(err.to_string().contains("nowhere"), "{err}");

@@ -23,16 +23,28 @@ fn check_model(name: &str) {
     assert!(err <= HIDDEN_TOL, "{name}: embeddings differ by {err}");
 
     let out = model.ast.forward_all(input.clone());
-    assert_eq!(out.hidden_states.len(), checkpoint.config.num_hidden_layers + 1);
+    assert_eq!(
+        out.hidden_states.len(),
+        checkpoint.config.num_hidden_layers + 1
+    );
     for (i, h) in out.hidden_states.iter().enumerate() {
-        let err = max_abs_diff(&values(h.clone()), &reference.get(&format!("hidden_states.{i}")).0);
-        assert!(err <= HIDDEN_TOL, "{name}: hidden state {i} differs by {err}");
+        let err = max_abs_diff(
+            &values(h.clone()),
+            &reference.get(&format!("hidden_states.{i}")).0,
+        );
+        assert!(
+            err <= HIDDEN_TOL,
+            "{name}: hidden state {i} differs by {err}"
+        );
     }
     let err = max_abs_diff(
         &values(out.last_hidden_state.clone()),
         &reference.get("last_hidden_state").0,
     );
-    assert!(err <= HIDDEN_TOL, "{name}: last hidden state differs by {err}");
+    assert!(
+        err <= HIDDEN_TOL,
+        "{name}: last hidden state differs by {err}"
+    );
     let pooled = AstModel::pool(out.last_hidden_state);
     let err = max_abs_diff(&values(pooled), &reference.get("pooler_output").0);
     assert!(err <= HIDDEN_TOL, "{name}: pooled output differs by {err}");
@@ -58,11 +70,16 @@ fn unequal_strides_match_transformers() {
 #[test]
 fn half_precision_checkpoints_load() {
     let device = device();
-    let input = Reference::open("models/ast-tiny-s10/reference.safetensors").tensor::<3>("input_values", &device);
+    let input = Reference::open("models/ast-tiny-s10/reference.safetensors")
+        .tensor::<3>("input_values", &device);
     for name in ["ast-tiny-s10-f16", "ast-tiny-s10-bf16"] {
         let checkpoint = Checkpoint::from_dir(fixture(&format!("models/{name}"))).unwrap();
-        let model = checkpoint.load_classifier(&LoadOptions::default(), &device).unwrap();
-        let expected = Reference::open(&format!("models/{name}/reference.safetensors")).get("logits").0;
+        let model = checkpoint
+            .load_classifier(&LoadOptions::default(), &device)
+            .unwrap();
+        let expected = Reference::open(&format!("models/{name}/reference.safetensors"))
+            .get("logits")
+            .0;
         let err = max_abs_diff(&values(model.forward(input.clone())), &expected);
         println!("{name}: max |logits - transformers| = {err:e}");
         assert!(err <= LOGITS_TOL, "{name}: logits differ by {err}");
@@ -83,8 +100,16 @@ fn logits_at(max_length: usize, position: PositionMode) -> (Vec<f32>, Vec<f32>) 
     let key = match position {
         PositionMode::Adapt => {
             let pos = values(model.ast.embeddings.position.val());
-            let err = max_abs_diff(&pos, &reference.get(&format!("position_embeddings.L{max_length}")).0);
-            assert!(err <= 1e-6, "position embeddings at L={max_length} differ by {err}");
+            let err = max_abs_diff(
+                &pos,
+                &reference
+                    .get(&format!("position_embeddings.L{max_length}"))
+                    .0,
+            );
+            assert!(
+                err <= 1e-6,
+                "position embeddings at L={max_length} differ by {err}"
+            );
             format!("logits.L{max_length}")
         }
         PositionMode::Zero => format!("logits.L{max_length}.zero_pos"),

@@ -52,7 +52,12 @@ impl AstModel {
 
     /// Loads an `ASTModel` stored under `path`, with the given (possibly resized) position
     /// embeddings for inputs of `max_length` frames.
-    pub fn load(config: &AstConfig, path: &WeightPath, position: Tensor<3>, max_length: usize) -> Self {
+    pub fn load(
+        config: &AstConfig,
+        path: &WeightPath,
+        position: Tensor<3>,
+        max_length: usize,
+    ) -> Self {
         let encoder = path.pp("encoder.layer");
         Self {
             embeddings: AstEmbeddings::load(config, &path.pp("embeddings"), position),

@@ -59,8 +59,9 @@ impl Checkpoint {
         if !dir.is_dir() {
             return Err(LoadError::Io {
                 file: dir.display().to_string(),
-                message: "not a directory (expected a folder with config.json and model.safetensors)"
-                    .into(),
+                message:
+                    "not a directory (expected a folder with config.json and model.safetensors)"
+                        .into(),
             });
         }
         let config_path = dir.join(CONFIG_FILE);
@@ -94,12 +95,12 @@ impl Checkpoint {
     ) -> Result<Self, LoadError> {
         let config = AstConfig::from_json(config_json, config_source)?;
         let preprocessor = match preprocessor {
-            Some((text, source)) => FeatureExtractorConfig::from_json(text, &source).map_err(|e| {
-                LoadError::Config {
+            Some((text, source)) => {
+                FeatureExtractorConfig::from_json(text, &source).map_err(|e| LoadError::Config {
                     file: source.clone(),
                     message: e.to_string(),
-                }
-            })?,
+                })?
+            }
             None => FeatureExtractorConfig::default(),
         };
         // Parse once now so that a broken file is reported before any model is built.
@@ -141,7 +142,11 @@ impl Checkpoint {
     }
 
     /// Loads only the backbone; a classifier in the file is ignored.
-    pub fn load_backbone(&self, options: &LoadOptions, device: &Device) -> Result<AstModel, LoadError> {
+    pub fn load_backbone(
+        &self,
+        options: &LoadOptions,
+        device: &Device,
+    ) -> Result<AstModel, LoadError> {
         let weights = Weights::from_bytes(&self.weights, &self.weights_source, device)?;
         let prefix = self.backbone_prefix(&weights);
         let ast = self.load_backbone_from(&weights, &prefix, options);
@@ -160,23 +165,41 @@ impl Checkpoint {
         }
     }
 
-    fn load_backbone_from(&self, weights: &Weights, prefix: &str, options: &LoadOptions) -> AstModel {
+    fn load_backbone_from(
+        &self,
+        weights: &Weights,
+        prefix: &str,
+        options: &LoadOptions,
+    ) -> AstModel {
         let root = weights.root();
-        let path = if prefix.is_empty() { root } else { root.pp(prefix) };
+        let path = if prefix.is_empty() {
+            root
+        } else {
+            root.pp(prefix)
+        };
         let max_length = options.max_length.unwrap_or(self.config.max_length);
-        let position = self.position_embeddings(&path.pp("embeddings"), max_length, options.position);
+        let position =
+            self.position_embeddings(&path.pp("embeddings"), max_length, options.position);
         AstModel::load(&self.config, &path, position, max_length)
     }
 
     /// The checkpoint's position embeddings adapted to `max_length` frames.
-    fn position_embeddings(&self, path: &WeightPath, max_length: usize, mode: PositionMode) -> Tensor<3> {
+    fn position_embeddings(
+        &self,
+        path: &WeightPath,
+        max_length: usize,
+        mode: PositionMode,
+    ) -> Tensor<3> {
         let config = &self.config;
         let d = config.hidden_size;
         let device = path.weights().device();
         let stored_tokens = config.num_tokens(config.max_length);
         let tokens = config.num_tokens(max_length);
         let name = path.name("position_embeddings");
-        let Some(host) = path.weights().host_with_shape(&name, &[1, stored_tokens, d]) else {
+        let Some(host) = path
+            .weights()
+            .host_with_shape(&name, &[1, stored_tokens, d])
+        else {
             return Tensor::zeros([1, tokens, d], device);
         };
         if tokens == stored_tokens {

@@ -301,17 +301,27 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_file_and_the_value() {
-        let err = AstConfig::from_json(r#"{"hidden_size": 100, "num_attention_heads": 12}"#, "m/config.json")
+        let err = AstConfig::from_json(
+            r#"{"hidden_size": 100, "num_attention_heads": 12}"#,
+            "m/config.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m/config.json") && err.contains("100"),
+            "{err}"
+        );
+        let err = AstConfig::from_json(r#"{"hidden_act": "swish"}"#, "c.json")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("m/config.json") && err.contains("100"), "{err}");
-        let err = AstConfig::from_json(r#"{"hidden_act": "swish"}"#, "c.json").unwrap_err().to_string();
         assert!(err.contains("swish"), "{err}");
         let err = AstConfig::from_json(r#"{"id2label": {"0": "a", "5": "b"}}"#, "c.json")
             .unwrap_err()
             .to_string();
         assert!(err.contains("id 5"), "{err}");
-        let err = AstConfig::from_json("{not json", "c.json").unwrap_err().to_string();
+        let err = AstConfig::from_json("{not json", "c.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.json"), "{err}");
     }
 }

@@ -89,7 +89,10 @@ impl std::fmt::Display for TensorProblem {
                 found,
             } => write!(f, "`{name}` has shape {found:?}, expected {expected:?}"),
             Self::Dtype { name, dtype } => {
-                write!(f, "`{name}` has dtype {dtype} (supported: F32, F16, BF16, F64)")
+                write!(
+                    f,
+                    "`{name}` has dtype {dtype} (supported: F32, F16, BF16, F64)"
+                )
             }
         }
     }

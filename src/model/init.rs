@@ -7,7 +7,13 @@ use burn::tensor::{Device, Distribution, Tensor};
 use super::config::AstConfig;
 
 /// A Linear with weights `N(0, initializer_range²)` and zero bias.
-pub fn linear(config: &AstConfig, d_input: usize, d_output: usize, bias: bool, device: &Device) -> Linear {
+pub fn linear(
+    config: &AstConfig,
+    d_input: usize,
+    d_output: usize,
+    bias: bool,
+    device: &Device,
+) -> Linear {
     Linear {
         weight: Param::from_tensor(Tensor::random(
             [d_input, d_output],

@@ -34,7 +34,10 @@ impl Grid {
     /// crop when shrinking and a linear interpolation (`F.interpolate(mode="bilinear",
     /// align_corners=False)`) when growing.
     pub fn resize(self, freq: usize, time: usize) -> Grid {
-        self.resize_time(time).transposed().resize_time(freq).transposed()
+        self.resize_time(time)
+            .transposed()
+            .resize_time(freq)
+            .transposed()
     }
 
     fn transposed(self) -> Grid {
@@ -120,7 +123,13 @@ mod tests {
     #[test]
     fn growing_interpolates_like_torch() {
         // F.interpolate(tensor([[[[0., 1.]]]]), size=(1, 4), mode="bilinear") = [0, .25, .75, 1].
-        let g = Grid { data: vec![0., 1.], freq: 1, time: 2, d: 1 }.resize(1, 4);
+        let g = Grid {
+            data: vec![0., 1.],
+            freq: 1,
+            time: 2,
+            d: 1,
+        }
+        .resize(1, 4);
         assert_eq!(g.data, vec![0., 0.25, 0.75, 1.]);
     }
 }

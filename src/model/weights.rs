@@ -278,7 +278,10 @@ mod tests {
 
     #[test]
     fn transpose_swaps_rows_and_columns() {
-        assert_eq!(transpose(&[1., 2., 3., 4., 5., 6.], 2, 3), vec![1., 4., 2., 5., 3., 6.]);
+        assert_eq!(
+            transpose(&[1., 2., 3., 4., 5., 6.], 2, 3),
+            vec![1., 4., 2., 5., 3., 6.]
+        );
     }
 
     #[test]
@@ -288,7 +291,10 @@ mod tests {
             .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
             .collect();
         assert_eq!(to_f32(Dtype::BF16, &bytes), Some(vec![1.5, -2.0]));
-        let bytes: Vec<u8> = [0.25f32].iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let bytes: Vec<u8> = [0.25f32]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
         assert_eq!(to_f32(Dtype::F16, &bytes), Some(vec![0.25]));
         assert_eq!(to_f32(Dtype::I64, &[0; 8]), None);
     }

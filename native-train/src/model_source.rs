@@ -1,0 +1,48 @@
+//! Where a checkpoint comes from: a local Hugging Face folder or a hub repository id.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use petl_ast::backend::Backend;
+use petl_ast::model::Checkpoint;
+
+/// Flags that choose the checkpoint and the compute backend.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Local Hugging Face model folder (config.json + model.safetensors).
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    pub checkpoint: Option<PathBuf>,
+    /// Hugging Face hub repository id, downloaded into the hub cache
+    /// (e.g. MIT/ast-finetuned-audioset-10-10-0.4593).
+    #[arg(long, value_name = "REPO")]
+    pub model: Option<String>,
+    /// Compute backend.
+    #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
+    pub backend: Backend,
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse()
+}
+
+impl ModelArgs {
+    /// The folder holding the checkpoint, downloading it first for `--model`.
+    pub fn folder(&self) -> Result<PathBuf> {
+        match (&self.checkpoint, &self.model) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, Some(repo)) => petl_ast::hub::download(repo).map_err(anyhow::Error::msg),
+            (None, None) => anyhow::bail!(
+                "give --checkpoint DIR (a Hugging Face model folder) or --model REPO (e.g. {})",
+                petl_ast::hub::AUDIOSET_AST
+            ),
+        }
+    }
+
+    /// Reads the checkpoint.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let dir = self.folder()?;
+        Checkpoint::from_dir(&dir)
+            .with_context(|| format!("cannot load the checkpoint in {}", dir.display()))
+    }
+}

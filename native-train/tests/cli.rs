@@ -1,0 +1,151 @@
+//! End-to-end tests of the `native-train` binary against the reference numbers of
+//! `scripts/make_fixtures.py`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+fn native_train(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_native-train"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn reference(rel: &str, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(fixture(rel)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name)
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+const CLIPS: [&str; 3] = ["0_george_0", "5_jackson_3", "9_theo_1"];
+
+#[test]
+fn classify_json_gives_the_transformers_logits() {
+    let checkpoint = fixture("models/ast-tiny-s10");
+    let files: Vec<String> = CLIPS
+        .iter()
+        .map(|c| fixture(&format!("audio/{c}.wav")).display().to_string())
+        .collect();
+    let mut args = vec!["classify", "--json", "--top-k", "3", "--checkpoint"];
+    let checkpoint = checkpoint.display().to_string();
+    args.push(&checkpoint);
+    args.extend(files.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let expected = reference("models/ast-tiny-s10/reference.safetensors", "logits");
+    let labels = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["file"], files[i]);
+        let logits: Vec<f32> = result["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let want = &expected[i * 10..(i + 1) * 10];
+        let err = logits
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(err <= 1e-4, "clip {i}: logits differ by {err}");
+        // The top-3 labels are the arg-max order of the reference logits.
+        let mut order: Vec<usize> = (0..10).collect();
+        order.sort_by(|&a, &b| want[b].total_cmp(&want[a]));
+        let top: Vec<&str> = result["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            top,
+            order[..3].iter().map(|&j| labels[j]).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn features_writes_the_extractor_output_as_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("x.npy");
+    let wav = fixture("audio/5_jackson_3.wav");
+    let out = native_train(&[
+        "features",
+        "--max-length",
+        "100",
+        "--npy",
+        npy.to_str().unwrap(),
+        wav.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&npy).unwrap();
+    let array = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(array.shape(), &[100, 128]);
+    let values: Vec<f32> = array.into_vec().unwrap();
+    let expected = reference("fbank.safetensors", "input_values.5_jackson_3.L100");
+    let err = values
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(err <= 1e-3, "features differ by {err}");
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_with_one_readable_line() {
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let not_wav = root().join("Cargo.toml").display().to_string();
+    let out = native_train(&["classify", "--checkpoint", &checkpoint, &not_wav]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cargo.toml") && stderr.contains("RIFF"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let wav = fixture("audio/0_george_0.wav").display().to_string();
+    let out = native_train(&["classify", "--checkpoint", "/nonexistent/model", &wav]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
+
+    let out = native_train(&[
+        "classify",
+        "--backend",
+        "tpu",
+        "--checkpoint",
+        &checkpoint,
+        &wav,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tpu"));
+}

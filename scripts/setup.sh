@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need on a fresh Debian machine with rustup
+# (run as root, or with sudo available). Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
+# espeak-ng and sox for generated speech, binaryen for wasm-opt.
+APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config"
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing apt packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+# Rust: the wasm target.
+rustup target list --installed | grep -q '^wasm32-unknown-unknown$' \
+  || rustup target add wasm32-unknown-unknown
+
+# wasm-bindgen-cli at exactly the version in Cargo.lock (the test runner must match the crate).
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$WB_VERSION" ]; then
+  echo "setup: installing wasm-bindgen-cli $WB_VERSION"
+  cargo install -q wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+cargo fetch -q
+echo "setup: done"

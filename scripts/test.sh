@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: the native test suite (parity against transformers/torchaudio fixtures, CLI,
+# error handling) and the same numbers in wasm inside headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
+
+echo "== native tests"
+cargo test --release --workspace
+
+echo "== wasm build of the root crate"
+cargo build --release --lib --target wasm32-unknown-unknown
+
+echo "== wasm tests in headless Chromium"
+CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
+  WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test --release --target wasm32-unknown-unknown --test wasm
