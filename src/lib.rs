@@ -7,6 +7,7 @@
 //!   (pure Rust, shared by the native CLI and the web app).
 //! - [`model`]: the AST, equal to Hugging Face `ASTForAudioClassification`, loaded from
 //!   `config.json` + `model.safetensors`.
+//! - [`petl`]: every PETL method of the paper under one [`petl::PetlConfig`].
 //! - [`backend`]: choosing the compute device at run time.
 
 pub mod audio;
@@ -14,6 +15,7 @@ pub mod backend;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;
 pub mod model;
+pub mod petl;
 pub mod pipeline;
 
 #[cfg(all(feature = "hub", not(target_family = "wasm")))]

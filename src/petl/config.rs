@@ -1,0 +1,309 @@
+//! [`PetlConfig`]: which PETL method(s) to apply to the AST, as one serialisable value.
+//!
+//! The methods compose: every field is independent (adapters + LoRA + deep prompts is the paper's
+//! appendix-B combination). Presets for the paper's named methods are built by
+//! [`PetlConfig::preset`].
+
+use serde::{Deserialize, Serialize};
+
+/// Where the classification head reads the encoder output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HeadInput {
+    /// Mean of all output tokens (the paper's `final_output: ALL`).
+    #[default]
+    #[cfg_attr(feature = "cli", value(name = "ALL"))]
+    All,
+    /// The CLS token.
+    #[cfg_attr(feature = "cli", value(name = "CLS"))]
+    Cls,
+}
+
+/// How much of the backbone trains besides what the methods add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backbone {
+    /// Frozen (every PETL method; linear probing when nothing else is added).
+    #[default]
+    Frozen,
+    /// Every backbone tensor trains (full fine-tuning).
+    Full,
+    /// Only the biases of every Linear and LayerNorm of the encoder and the final LayerNorm
+    /// (BitFit, Ben Zaken et al. 2022).
+    Bitfit,
+}
+
+/// Sub-layer of an encoder layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Location {
+    /// Multi-head self-attention.
+    #[serde(rename = "MHSA", alias = "mhsa")]
+    #[cfg_attr(feature = "cli", value(name = "MHSA", alias = "mhsa"))]
+    Mhsa,
+    /// Feed-forward MLP.
+    #[serde(rename = "FFN", alias = "ffn")]
+    #[cfg_attr(feature = "cli", value(name = "FFN", alias = "ffn"))]
+    Ffn,
+}
+
+/// How an adapter is wired to its sub-layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Insertion {
+    /// Beside the sub-layer.
+    Parallel,
+    /// In series with the sub-layer.
+    Sequential,
+}
+
+/// Whether the adapter reads the sub-layer's input or its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// Reads the (layer-normed) sub-layer input.
+    Before,
+    /// Reads the sub-layer output.
+    After,
+}
+
+/// The adapter's inner network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterBlock {
+    /// `up(GELU(down(x)))` (Houlsby et al. 2019).
+    Bottleneck,
+    /// `up(QuickGELU(conv3(QuickGELU(down(x)))))` over the token axis (Jie & Deng 2022).
+    Convpass,
+    /// The Conformer convolution module (Gulati et al. 2020) as a bottleneck.
+    Conformer,
+}
+
+/// One adapter per layer at one place.
+///
+/// With `F` the sub-layer, `z` its layer-normed input and `A` the adapter, the sub-layer output
+/// (before the layer's own residual) is:
+/// - parallel + before: `F(z) + A(z) [+ z]`
+/// - sequential + after: `A(F(z)) [+ F(z)]`
+/// - sequential + before: `F(A(z)) [+ A(z)]`
+/// - parallel + after: `F(z) + A(F(z))`
+///
+/// where `[…]` is added when `residual` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    /// Sub-layer the adapter belongs to.
+    pub location: Location,
+    /// Inner network.
+    pub block: AdapterBlock,
+    /// Parallel or sequential.
+    pub insertion: Insertion,
+    /// Reads the sub-layer input or output.
+    pub position: Position,
+    /// Adds the adapter's input to its output.
+    #[serde(default)]
+    pub residual: bool,
+    /// Reduction rate RR: bottleneck width `round(d / RR)`.
+    pub reduction_rate: usize,
+    /// Depth-wise kernel size of the Conformer block.
+    #[serde(default = "default_kernel")]
+    pub kernel_size: usize,
+}
+
+fn default_kernel() -> usize {
+    31
+}
+
+/// LoRA on attention projections (Hu et al. 2022), as in PETL_AST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Reduction rate RR: rank `round(d / RR)`.
+    pub reduction_rate: usize,
+    /// Scale numerator: the update is `alpha / RR · up(down(x))` (PETL_AST's scaling).
+    pub alpha: f64,
+    /// Projections adapted, from `q`, `k`, `v`, `o`.
+    pub targets: Vec<LoraTarget>,
+}
+
+/// An attention projection LoRA can adapt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum LoraTarget {
+    /// Query `Wq`.
+    Q,
+    /// Key `Wk`.
+    K,
+    /// Value `Wv`.
+    V,
+    /// Output `Wo`.
+    O,
+}
+
+/// Prompt tuning (VPT, Jia et al. 2022): prompts replace the distillation token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptConfig {
+    /// Number of prompt tokens `p`.
+    pub length: usize,
+    /// Deep: fresh prompts before every layer (DPT); shallow: only at the input (SPT).
+    pub deep: bool,
+}
+
+/// Prefix tuning (Li & Liang 2021): learned key and value vectors in every layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrefixConfig {
+    /// Number of prefix vectors `p`: `p/2` keys and `p/2` values (must be even).
+    pub length: usize,
+}
+
+/// Mixture of adapters (Cappellazzo et al., arXiv 2402.00828).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoaConfig {
+    /// Dense (every expert on every token, softmax router) or Soft (slots).
+    pub kind: MoaKind,
+    /// Sub-layer the mixture sits beside.
+    pub location: Location,
+    /// Number of bottleneck experts.
+    pub experts: usize,
+    /// Reduction rate of each expert.
+    pub reduction_rate: usize,
+    /// Slots per expert (Soft-MoA).
+    #[serde(default = "one")]
+    pub slots: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Kind of mixture of adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoaKind {
+    /// Dense-MoA.
+    Dense,
+    /// Soft-MoA.
+    Soft,
+}
+
+/// Which PETL method(s) to apply, and how.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PetlConfig {
+    /// What the backbone itself trains.
+    #[serde(default)]
+    pub backbone: Backbone,
+    /// Head input.
+    #[serde(default)]
+    pub head: HeadInput,
+    /// Adapters (at most one parallel and one sequential per location).
+    #[serde(default)]
+    pub adapters: Vec<AdapterConfig>,
+    /// LoRA.
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
+    /// Prompt tuning.
+    #[serde(default)]
+    pub prompt: Option<PromptConfig>,
+    /// Prefix tuning.
+    #[serde(default)]
+    pub prefix: Option<PrefixConfig>,
+    /// Mixture of adapters.
+    #[serde(default)]
+    pub moa: Option<MoaConfig>,
+    /// Reproduce what the PETL_AST reference code effectively computes, quirks included (see
+    /// `docs/petl_reference.md` §7): re-initialised adapter/LoRA weights, zeroed position
+    /// embeddings, Convpass without its conv, Conformer without its input LayerNorm, the
+    /// Pfeiffer-MHSA MoA output added twice.
+    #[serde(default)]
+    pub paper_compat: bool,
+}
+
+/// Why a [`PetlConfig`] cannot be applied to a model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid PETL configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// `round(d / rr)` with the check that it is a usable width.
+pub fn reduced_width(d: usize, rr: usize, what: &str) -> Result<usize, ConfigError> {
+    if rr == 0 {
+        return Err(ConfigError(format!(
+            "{what}: reduction rate must be positive, got 0"
+        )));
+    }
+    if d % rr != 0 {
+        return Err(ConfigError(format!(
+            "{what}: reduction rate {rr} does not divide the hidden size {d}"
+        )));
+    }
+    Ok(d / rr)
+}
+
+impl PetlConfig {
+    /// Checks the config against a model of width `d` with `layers` encoder layers.
+    pub fn validate(&self, d: usize, layers: usize) -> Result<(), ConfigError> {
+        for a in &self.adapters {
+            reduced_width(d, a.reduction_rate, "adapter")?;
+            if a.block == AdapterBlock::Conformer && a.kernel_size % 2 == 0 {
+                return Err(ConfigError(format!(
+                    "Conformer adapter: kernel size must be odd for \"same\" padding, got {}",
+                    a.kernel_size
+                )));
+            }
+            if a.insertion == Insertion::Parallel && a.position == Position::After && a.residual {
+                return Err(ConfigError(
+                    "a parallel adapter after the sub-layer has no residual option".into(),
+                ));
+            }
+        }
+        for location in [Location::Mhsa, Location::Ffn] {
+            for insertion in [Insertion::Parallel, Insertion::Sequential] {
+                let n = self
+                    .adapters
+                    .iter()
+                    .filter(|a| a.location == location && a.insertion == insertion)
+                    .count();
+                if n > 1 {
+                    return Err(ConfigError(format!(
+                        "{n} {insertion:?} adapters at {location:?}; at most one of each kind per location"
+                    )));
+                }
+            }
+        }
+        if let Some(lora) = &self.lora {
+            reduced_width(d, lora.reduction_rate, "LoRA")?;
+            if lora.targets.is_empty() {
+                return Err(ConfigError(
+                    "LoRA needs at least one target projection".into(),
+                ));
+            }
+        }
+        if let Some(prompt) = &self.prompt {
+            if prompt.length == 0 {
+                return Err(ConfigError("prompt length must be positive, got 0".into()));
+            }
+            if prompt.deep && layers == 0 {
+                return Err(ConfigError("deep prompts need at least one layer".into()));
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            if prefix.length == 0 || prefix.length % 2 != 0 {
+                return Err(ConfigError(format!(
+                    "prefix length must be a positive even number (p/2 keys + p/2 values), got {}",
+                    prefix.length
+                )));
+            }
+        }
+        if let Some(moa) = &self.moa {
+            reduced_width(d, moa.reduction_rate, "MoA")?;
+            if moa.experts == 0 || moa.slots == 0 {
+                return Err(ConfigError(
+                    "MoA needs at least one expert and one slot".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! What PETL adds to one encoder layer, and the layer's forward pass with those additions.
+//!
+//! One forward serves every method: the base [`EncoderLayer`] is not copied, its parts are called
+//! with the hooks in between.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::model::attention::{attend, SelfAttention};
+use crate::model::layer::EncoderLayer;
+
+use super::adapter::Adapter;
+use super::config::{Insertion, Position};
+use super::lora::{project, AttentionLora};
+use super::moa::Moa;
+use super::prefix::Prefix;
+
+/// Adapters and mixtures beside one sub-layer (MHSA or FFN).
+#[derive(Module, Debug, Default)]
+pub struct SublayerHooks {
+    /// The parallel adapter, if any.
+    pub parallel: Option<Adapter>,
+    /// The sequential adapter, if any.
+    pub sequential: Option<Adapter>,
+    /// A mixture of adapters (parallel, reading the layer-normed input).
+    pub moa: Option<Moa>,
+}
+
+/// Everything PETL adds to one encoder layer.
+#[derive(Module, Debug, Default)]
+pub struct LayerHooks {
+    /// At the attention sub-layer.
+    pub mhsa: SublayerHooks,
+    /// At the MLP sub-layer.
+    pub ffn: SublayerHooks,
+    /// LoRA on the attention projections.
+    pub lora: AttentionLora,
+    /// Prefix keys/values.
+    pub prefix: Option<Prefix>,
+}
+
+impl SublayerHooks {
+    /// Whether nothing is attached.
+    pub fn is_empty(&self) -> bool {
+        self.parallel.is_none() && self.sequential.is_none() && self.moa.is_none()
+    }
+
+    /// The sub-layer output with the adapters wired in (formulas in
+    /// [`AdapterConfig`](super::config::AdapterConfig)); `z` is the layer-normed input. The
+    /// layer's own residual is added by the caller.
+    // PETL_AST: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_adapters.py#L228-L265
+    pub fn apply(&self, z: Tensor<3>, sublayer: impl Fn(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+        // `F(z)` is needed by every wiring except a lone sequential-before adapter.
+        let mut fz: Option<Tensor<3>> = None;
+        let mut f = |z: &Tensor<3>| fz.get_or_insert_with(|| sublayer(z.clone())).clone();
+        let mut out = match &self.sequential {
+            None => f(&z),
+            Some(a) if a.position == Position::After => a.forward(f(&z)),
+            Some(a) => {
+                let u = a.block.forward(z.clone());
+                if a.residual {
+                    sublayer(u.clone()) + u
+                } else {
+                    sublayer(u)
+                }
+            }
+        };
+        if let Some(a) = &self.parallel {
+            debug_assert_eq!(a.insertion, Insertion::Parallel);
+            out = out
+                + match a.position {
+                    Position::Before => a.forward(z.clone()),
+                    Position::After => a.block.forward(f(&z)),
+                };
+        }
+        if let Some(moa) = &self.moa {
+            out = out + moa.forward(z);
+        }
+        out
+    }
+}
+
+/// Multi-head attention with LoRA and prefix hooks.
+// PETL_AST LoRA: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_LoRA.py#L82-L121
+// PETL_AST prefix: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L276-L285
+pub fn attention(base: &SelfAttention, hooks: &LayerHooks, x: Tensor<3>) -> Tensor<3> {
+    let lora = &hooks.lora;
+    let q = project(&base.query, lora.q.as_ref(), x.clone());
+    let mut k = project(&base.key, lora.k.as_ref(), x.clone());
+    let mut v = project(&base.value, lora.v.as_ref(), x);
+    if let Some(prefix) = &hooks.prefix {
+        k = Prefix::insert(&prefix.key, k);
+        v = Prefix::insert(&prefix.value, v);
+    }
+    let context = SelfAttention::merge_heads(attend(
+        base.split_heads(q),
+        base.split_heads(k),
+        base.split_heads(v),
+    ));
+    project(&base.output, lora.o.as_ref(), context)
+}
+
+/// One encoder layer with hooks: `h₁ = h + MHSA'(LN_b(h))`, `out = h₁ + FFN'(LN_a(h₁))`.
+///
+/// `double_add_mhsa_moa` reproduces the reference's Pfeiffer-MHSA MoA bug (its mixture output is
+/// added to the layer output a second time).
+pub fn forward(
+    base: &EncoderLayer,
+    hooks: &LayerHooks,
+    h: Tensor<3>,
+    double_add_mhsa_moa: bool,
+) -> Tensor<3> {
+    let z1 = base.norm_attention.forward(h.clone());
+    let h1 = h + hooks
+        .mhsa
+        .apply(z1.clone(), |z| attention(&base.attention, hooks, z));
+    let z2 = base.norm_mlp.forward(h1.clone());
+    let mut out = h1 + hooks.ffn.apply(z2, |z| base.mlp(z));
+    if double_add_mhsa_moa {
+        if let Some(moa) = &hooks.mhsa.moa {
+            // PETL_AST: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/MoA.py#L381
+            out = out + moa.forward(z1);
+        }
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! Parameter-efficient transfer learning methods for the AST (Cappellazzo et al., arXiv
+//! 2312.03694), one file per method, all applied by one [`PetlModel`] under one [`PetlConfig`].
+
+pub mod adapter;
+pub mod config;
+pub mod import;
+pub mod init;
+pub mod layer;
+pub mod lora;
+pub mod method;
+pub mod moa;
+pub mod model;
+pub mod params;
+pub mod prefix;
+pub mod prompt;
+
+pub use config::{
+    AdapterBlock, AdapterConfig, Backbone, ConfigError, HeadInput, Insertion, Location, LoraConfig,
+    LoraTarget, MoaConfig, MoaKind, PetlConfig, Position, PrefixConfig, PromptConfig,
+};
+pub use method::{AdapterType, Method, MethodArgs};
+pub use model::PetlModel;
+pub use params::ParamCounts;

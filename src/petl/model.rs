@@ -1,0 +1,220 @@
+//! [`PetlModel`]: the AST backbone, the PETL additions of every layer, prompts and the head.
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Device, Tensor};
+
+use crate::model::{AstConfig, AstModel};
+
+use super::adapter::Adapter;
+use super::config::{
+    Backbone, ConfigError, HeadInput, Insertion, Location, LoraTarget, PetlConfig,
+};
+use super::init;
+use super::layer::{self, LayerHooks, SublayerHooks};
+use super::lora::LoraDelta;
+use super::moa::Moa;
+use super::prefix::Prefix;
+use super::prompt::Prompts;
+
+/// An AST with PETL methods applied and a new classification head.
+#[derive(Module, Debug)]
+pub struct PetlModel {
+    /// The backbone; frozen except what the config trains.
+    pub ast: AstModel,
+    /// What each encoder layer gains.
+    pub hooks: Vec<LayerHooks>,
+    /// Prompt tokens.
+    pub prompts: Option<Prompts>,
+    /// Linear classifier on the pooled output.
+    pub head: Linear,
+    /// The configuration it was built from.
+    #[module(skip)]
+    pub config: PetlConfig,
+}
+
+impl PetlModel {
+    /// Applies `petl` to `ast` (a checkpoint's backbone) with a fresh head of `num_classes`.
+    pub fn new(
+        ast: AstModel,
+        model_config: &AstConfig,
+        petl: &PetlConfig,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let d = model_config.hidden_size;
+        let layers = ast.layers.len();
+        petl.validate(d, layers)?;
+        if num_classes == 0 {
+            return Err(ConfigError("the head needs at least one class".into()));
+        }
+        let hooks = (0..layers)
+            .map(|_| Self::layer_hooks(petl, d, device))
+            .collect();
+        let bound = init::prompt_bound(model_config.patch_size, d);
+        let prompts = petl
+            .prompt
+            .as_ref()
+            .map(|p| Prompts::new(p.length, d, layers, p.deep, bound, device));
+        let head = init::linear(d, num_classes, true, init::kaiming(d), device);
+        let head = Linear {
+            bias: Some(burn::module::Param::from_tensor(Tensor::random(
+                [num_classes],
+                init::kaiming(d),
+                device,
+            ))),
+            ..head
+        };
+        let ast = Self::select_trainable(ast, petl);
+        Ok(Self {
+            ast,
+            hooks,
+            prompts,
+            head,
+            config: petl.clone(),
+        })
+    }
+
+    fn layer_hooks(petl: &PetlConfig, d: usize, device: &Device) -> LayerHooks {
+        let compat = petl.paper_compat;
+        let mut hooks = LayerHooks::default();
+        for a in &petl.adapters {
+            let sub = Self::sublayer_mut(&mut hooks, a.location);
+            let adapter = Some(Adapter::new(a, d, compat, device));
+            match a.insertion {
+                Insertion::Parallel => sub.parallel = adapter,
+                Insertion::Sequential => sub.sequential = adapter,
+            }
+        }
+        if let Some(moa) = &petl.moa {
+            Self::sublayer_mut(&mut hooks, moa.location).moa =
+                Some(Moa::new(moa, d, compat, device));
+        }
+        if let Some(lora) = &petl.lora {
+            let rank = d / lora.reduction_rate;
+            let scale = lora.alpha / lora.reduction_rate as f64;
+            for target in &lora.targets {
+                let delta = Some(LoraDelta::new(d, rank, scale, compat, device));
+                match target {
+                    LoraTarget::Q => hooks.lora.q = delta,
+                    LoraTarget::K => hooks.lora.k = delta,
+                    LoraTarget::V => hooks.lora.v = delta,
+                    LoraTarget::O => hooks.lora.o = delta,
+                }
+            }
+        }
+        if let Some(prefix) = &petl.prefix {
+            let bound = init::prompt_bound(16, d);
+            hooks.prefix = Some(Prefix::new(prefix.length, d, bound, device));
+        }
+        hooks
+    }
+
+    fn sublayer_mut(hooks: &mut LayerHooks, location: Location) -> &mut SublayerHooks {
+        match location {
+            Location::Mhsa => &mut hooks.mhsa,
+            Location::Ffn => &mut hooks.ffn,
+        }
+    }
+
+    /// Freezes the backbone, then unfreezes what the method trains besides its own modules:
+    /// everything (full FT), the biases (BitFit), the LayerNorm in front of every sub-layer that
+    /// carries an adapter or a mixture, and the final LayerNorm (always, like the reference).
+    fn select_trainable(ast: AstModel, petl: &PetlConfig) -> AstModel {
+        let mut ast = ast.no_grad();
+        match petl.backbone {
+            Backbone::Full => return ast.set_require_grad(true),
+            Backbone::Bitfit => {
+                for layer in &mut ast.layers {
+                    let attention = &mut layer.attention;
+                    for linear in [
+                        &mut attention.query,
+                        &mut attention.key,
+                        &mut attention.value,
+                        &mut attention.output,
+                        &mut layer.mlp_in,
+                        &mut layer.mlp_out,
+                    ] {
+                        linear.bias = linear.bias.take().map(|b| b.set_require_grad(true));
+                    }
+                    for norm in [&mut layer.norm_attention, &mut layer.norm_mlp] {
+                        norm.beta = norm.beta.take().map(|b| b.set_require_grad(true));
+                    }
+                }
+                // BitFit unfreezes only the final LayerNorm's bias.
+                ast.norm.beta = ast.norm.beta.take().map(|b| b.set_require_grad(true));
+                return ast;
+            }
+            Backbone::Frozen => {}
+        }
+        let trains = |location: Location| {
+            petl.adapters.iter().any(|a| a.location == location)
+                || petl.moa.as_ref().is_some_and(|m| m.location == location)
+        };
+        let (mhsa, ffn) = (trains(Location::Mhsa), trains(Location::Ffn));
+        for layer in &mut ast.layers {
+            if mhsa {
+                layer.norm_attention = unfreeze(layer.norm_attention.clone());
+            }
+            if ffn {
+                layer.norm_mlp = unfreeze(layer.norm_mlp.clone());
+            }
+        }
+        ast.norm = unfreeze(ast.norm.clone());
+        ast
+    }
+
+    /// Encoder output after the final LayerNorm, prompts included.
+    ///
+    /// # Shapes
+    /// - input: `[batch, max_length, mel]`
+    /// - output: `[batch, tokens, d]` (`tokens` = 1 + p + patches with prompts)
+    pub fn encode(&self, input: Tensor<3>) -> Tensor<3> {
+        let mut x = self.ast.embeddings.forward(input);
+        if let Some(prompts) = &self.prompts {
+            x = prompts.insert(x);
+        }
+        let double_add = self.config.paper_compat
+            && self
+                .config
+                .moa
+                .as_ref()
+                .is_some_and(|m| m.location == Location::Mhsa);
+        for (i, (base, hooks)) in self.ast.layers.iter().zip(&self.hooks).enumerate() {
+            if let Some(prompts) = &self.prompts {
+                x = prompts.before_layer(i, x);
+            }
+            x = layer::forward(base, hooks, x, double_add);
+        }
+        self.ast.norm.forward(x)
+    }
+
+    /// The head input: mean of all tokens, or the CLS token.
+    ///
+    /// # Shapes
+    /// - encoded: `[batch, tokens, d]`; output `[batch, d]`
+    pub fn pool(&self, encoded: Tensor<3>) -> Tensor<2> {
+        let [batch, _, d] = encoded.dims();
+        match self.config.head {
+            HeadInput::All => encoded.mean_dim(1).reshape([batch, d]),
+            HeadInput::Cls => encoded.narrow(1, 0, 1).reshape([batch, d]),
+        }
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, max_length, mel]`; output `[batch, num_classes]`
+    pub fn forward(&self, input: Tensor<3>) -> Tensor<2> {
+        self.head.forward(self.pool(self.encode(input)))
+    }
+
+    /// Number of classes of the head.
+    pub fn num_classes(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+}
+
+fn unfreeze(norm: LayerNorm) -> LayerNorm {
+    norm.set_require_grad(true)
+}

@@ -1,0 +1,75 @@
+//! Prompt tuning (Jia et al., "Visual Prompt Tuning", ECCV 2022) as PETL_AST applies it to the AST:
+//! `p` learned tokens replace the distillation token after the embeddings (shallow, SPT); the deep
+//! variant (DPT) overwrites them with fresh learned tokens before every later layer.
+//!
+//! Reference: <https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L110-L150>.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Distribution, Tensor};
+
+/// Prompt tokens: `[1, p, d]` for the input, and `[L − 1, p, d]` for layers `1…L−1` when deep.
+#[derive(Module, Debug)]
+pub struct Prompts {
+    /// Prompts inserted after the embeddings.
+    pub shallow: Param<Tensor<3>>,
+    /// Prompts that overwrite positions `1…p` before layers `1…L−1`.
+    pub deep: Option<Param<Tensor<3>>>,
+}
+
+impl Prompts {
+    /// Uniform `U(±bound)` tokens (VPT's init, used in both modes).
+    pub fn new(p: usize, d: usize, layers: usize, deep: bool, bound: f64, device: &Device) -> Self {
+        let uniform = Distribution::Uniform(-bound, bound);
+        Self {
+            shallow: Param::from_tensor(Tensor::random([1, p, d], uniform, device)),
+            deep: (deep && layers > 1)
+                .then(|| Param::from_tensor(Tensor::random([layers - 1, p, d], uniform, device))),
+        }
+    }
+
+    /// Number of prompt tokens.
+    pub fn len(&self) -> usize {
+        self.shallow.dims()[1]
+    }
+
+    /// Always false: a prompt set has at least one token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `[CLS, DIST, patches…]` → `[CLS, P₁…P_p, patches…]`.
+    pub fn insert(&self, tokens: Tensor<3>) -> Tensor<3> {
+        let [batch, n, d] = tokens.dims();
+        let prompts = self.shallow.val().expand([batch, self.len(), d]);
+        Tensor::cat(
+            vec![
+                tokens.clone().narrow(1, 0, 1),
+                prompts,
+                tokens.narrow(1, 2, n - 2),
+            ],
+            1,
+        )
+    }
+
+    /// Before layer `layer ≥ 1` of a deep prompt set: replaces positions `1…p` by that layer's
+    /// prompts. Identity for shallow prompts and layer 0.
+    pub fn before_layer(&self, layer: usize, tokens: Tensor<3>) -> Tensor<3> {
+        let Some(deep) = &self.deep else {
+            return tokens;
+        };
+        if layer == 0 {
+            return tokens;
+        }
+        let [batch, n, d] = tokens.dims();
+        let p = self.len();
+        let prompts = deep.val().narrow(0, layer - 1, 1).expand([batch, p, d]);
+        Tensor::cat(
+            vec![
+                tokens.clone().narrow(1, 0, 1),
+                prompts,
+                tokens.narrow(1, 1 + p, n - 1 - p),
+            ],
+            1,
+        )
+    }
+}
