@@ -1,6 +1,6 @@
 //! The Audio Spectrogram Transformer, equal to Hugging Face `ASTForAudioClassification`.
 
-mod activation;
+pub mod activation;
 pub mod ast;
 pub mod attention;
 pub mod checkpoint;

@@ -9,8 +9,10 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Initializer, LayerNorm, LayerNormConfig, Linear, PaddingConfig1d,
 };
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
+
+use crate::model::activation::gelu;
 
 use super::config::{AdapterBlock, AdapterConfig, Insertion, Position};
 use super::init;

@@ -209,6 +209,28 @@ impl PetlModel {
         self.head.forward(self.pool(self.encode(input)))
     }
 
+    /// Folds every LoRA update into its base projection (`W + α/RR · B A`) and drops the LoRA
+    /// modules: the same outputs at no extra inference cost. The merged weights are frozen
+    /// copies; train the unmerged model.
+    pub fn merge_lora(mut self) -> Self {
+        for (layer, hooks) in self.ast.layers.iter_mut().zip(&mut self.hooks) {
+            let attention = &mut layer.attention;
+            let lora = std::mem::take(&mut hooks.lora);
+            for (delta, base) in [
+                (lora.q, &mut attention.query),
+                (lora.k, &mut attention.key),
+                (lora.v, &mut attention.value),
+                (lora.o, &mut attention.output),
+            ] {
+                if let Some(delta) = delta {
+                    *base = delta.merge_into(base).no_grad();
+                }
+            }
+        }
+        self.config.lora = None;
+        self
+    }
+
     /// Number of classes of the head.
     pub fn num_classes(&self) -> usize {
         self.head.weight.dims()[1]

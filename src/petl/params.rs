@@ -46,10 +46,14 @@ pub fn count<M: Module>(module: &M) -> (usize, usize) {
 
 impl PetlModel {
     /// Parameter counts as in the paper's Table I.
+    ///
+    /// Gradient requirements are only effective on an autodiff device, so the counts are taken
+    /// on the training view of the model ([`Module::train`]), whatever device it is on.
     pub fn param_counts(&self) -> ParamCounts {
-        let (total, trainable) = count(self);
-        let (_, head) = count(&self.head);
-        let (_, final_norm) = count(&self.ast.norm);
+        let model = self.clone().train();
+        let (total, trainable) = count(&model);
+        let (_, head) = count(&model.head);
+        let (_, final_norm) = count(&model.ast.norm);
         ParamCounts {
             total,
             trainable,

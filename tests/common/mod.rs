@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod petl_cases;
+
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
