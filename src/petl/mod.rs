@@ -2,6 +2,7 @@
 //! 2312.03694), one file per method, all applied by one [`PetlModel`] under one [`PetlConfig`].
 
 pub mod adapter;
+pub mod checkpoint;
 pub mod config;
 pub mod import;
 pub mod init;
@@ -14,6 +15,7 @@ pub mod params;
 pub mod prefix;
 pub mod prompt;
 
+pub use checkpoint::AdapterMetadata;
 pub use config::{
     AdapterBlock, AdapterConfig, Backbone, ConfigError, HeadInput, Insertion, Location, LoraConfig,
     LoraTarget, MoaConfig, MoaKind, PetlConfig, Position, PrefixConfig, PromptConfig,
