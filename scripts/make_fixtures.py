@@ -82,6 +82,10 @@ FBANK_KW = dict(
 
 ATTN = "eager"  # reference forward passes use the plain eager attention
 
+# Stored `input_values.<stem>.L<L>` of fbank.safetensors.  Full-length (1024-frame) inputs
+# are mostly padding: keep one clip to bound the size.
+INPUT_VALUES_STEMS = {100: FSDD_CLIPS + ["sine1k"], 1024: FSDD_CLIPS[:1]}
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -190,10 +194,8 @@ def make_fbank(waves: dict[str, np.ndarray], notes: dict) -> dict[str, torch.Ten
 
     mean, std = -4.2677393, 4.5689974
     notes["numpy_path_max_abs_diff"] = {}
-    for L in (100, 1024):
+    for L, stems in INPUT_VALUES_STEMS.items():
         fe = extractor(L)
-        # Full-length (1024-frame) inputs are mostly padding: keep one clip to bound the size.
-        stems = FSDD_CLIPS + ["sine1k"] if L < 1024 else FSDD_CLIPS[:1]
         for stem in stems:
             iv = extract(fe, [waves[stem]])[0]
             assert iv.shape == (L, 128)
@@ -477,7 +479,9 @@ def describe(path: Path) -> str:
 
 
 def write_readme(waves: dict[str, np.ndarray], notes: dict) -> None:
-    files = sorted(p for p in OUT.rglob("*") if p.is_file() and p.name != "README.md")
+    # only what this script writes (petl/ and peft/ come from other scripts)
+    files = sorted(p for p in OUT.rglob("*") if p.is_file() and p.name != "README.md"
+                   and p.relative_to(OUT).parts[0] in ("audio", "fbank.safetensors", "models"))
     total = sum(p.stat().st_size for p in files)
     listing = "\n".join(f"| `{p.relative_to(OUT)}` | {p.stat().st_size:,} |" for p in files)
     audio_rows = "\n".join(
@@ -485,6 +489,8 @@ def write_readme(waves: dict[str, np.ndarray], notes: dict) -> None:
     npdiff = "\n".join(f"  - {k}: {v:.3g}" for k, v in notes["numpy_path_max_abs_diff"].items())
     half = "\n".join(f"  - `{k[:-len('_logit_maxdiff_vs_f32')]}`: {v:.3g}"
                      for k, v in notes.items() if k.endswith("_vs_f32"))
+    iv_stems = " and ".join(
+        f"L = {L} ({', '.join(f'`{s}`' for s in stems)})" for L, stems in INPUT_VALUES_STEMS.items())
     models = OUT / "models"
     model_sections = []
     for name in ("ast-tiny-s10", "ast-tiny-f16t12", "ast-tiny-s10-f16", "ast-tiny-s10-bf16"):
@@ -547,7 +553,8 @@ back from disk**, i.e. `int16 / 32768` as float32, so Rust and Python see the id
     for a clip shorter than one 400-sample window.
 - `input_values.<stem>.L<L>`: float32 [L, 128], output of the real
   `ASTFeatureExtractor(max_length=L)(wave, sampling_rate=16000, return_tensors="pt")`
-  for L = 100 and 1024, stems = the three FSDD clips and `sine1k`. The extractor
+  for {iv_stems}
+  (1024-frame inputs are mostly padding, so only one clip is kept there). The extractor
   zero-pads (before normalisation) or truncates the fbank to L frames and then applies
   `(x + 4.2677393) / (2 * 4.5689974)`; padded rows therefore hold 4.2677393 / 9.1379948.
   Extra: `input_values.noise.L64` [64, 128] exercises truncation (68 frames -> 64).
@@ -624,6 +631,9 @@ frequency (a no-op here, f stays 12); flatten frequency-major; prepend the two t
 {chr(10).join(model_sections)}
 
 ## Files
+
+Written by this script (`petl/` and `peft/` come from `scripts/make_petl_fixtures.py` and
+`scripts/make_peft_fixture.py`; see their own README.md):
 
 | file | bytes |
 |---|---|

@@ -25,6 +25,8 @@ enum Command {
     Classify(commands::classify::Args),
     /// Write the normalised fbank input matrix (frames × mel) of a wav file as .npy.
     Features(commands::features::Args),
+    /// Count the total and trainable parameters of a PETL method on a checkpoint.
+    Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
     Bench(commands::bench::Args),
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Features(args) => commands::features::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Params(args) => commands::params::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

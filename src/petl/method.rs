@@ -53,8 +53,10 @@ pub enum Method {
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum AdapterType {
     /// One adapter, at the FFN.
+    #[cfg_attr(feature = "cli", value(name = "Pfeiffer", alias = "pfeiffer"))]
     Pfeiffer,
     /// Two adapters, at the MHSA and the FFN.
+    #[cfg_attr(feature = "cli", value(name = "Houlsby", alias = "houlsby"))]
     Houlsby,
     /// Parallel adapter at the MHSA, sequential (with residual) at the FFN.
     #[cfg_attr(feature = "cli", value(name = "HOU-mixed", alias = "mixed"))]

@@ -12,6 +12,7 @@ pub mod method;
 pub mod moa;
 pub mod model;
 pub mod params;
+pub mod peft;
 pub mod prefix;
 pub mod prompt;
 

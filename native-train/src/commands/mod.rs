@@ -3,3 +3,4 @@
 pub mod bench;
 pub mod classify;
 pub mod features;
+pub mod params;
