@@ -8,6 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
 echo "== native tests"
 cargo test --release --workspace
 
+echo "== the wgpu backend compiles (CI has no GPU; CUDA needs an LLVM download at build time)"
+cargo check --release -p native-train --features wgpu
+
 echo "== wasm build of the root crate"
 cargo build --release --lib --target wasm32-unknown-unknown
 

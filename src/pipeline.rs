@@ -5,7 +5,36 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::audio::{Audio, AudioError, FeatureExtractor};
-use crate::model::{AstForAudioClassification, Checkpoint, LoadError, LoadOptions};
+use crate::model::{AstForAudioClassification, Checkpoint, LoadError, LoadOptions, PositionMode};
+use crate::petl::checkpoint::{read_metadata, sha256_hex};
+use crate::petl::{PetlConfig, PetlModel};
+
+/// The network behind a [`Classifier`].
+#[derive(Debug)]
+pub enum Network {
+    /// A checkpoint's own `ASTForAudioClassification`.
+    Ast(AstForAudioClassification),
+    /// An AST with PETL methods and a new head.
+    Petl(PetlModel),
+}
+
+impl Network {
+    /// Logits `[batch, classes]` of `[batch, max_length, mel]` inputs.
+    pub fn forward(&self, input: Tensor<3>) -> Tensor<2> {
+        match self {
+            Self::Ast(m) => m.forward(input),
+            Self::Petl(m) => m.forward(input),
+        }
+    }
+
+    /// Input length in frames.
+    pub fn max_length(&self) -> usize {
+        match self {
+            Self::Ast(m) => m.ast.max_length,
+            Self::Petl(m) => m.ast.max_length,
+        }
+    }
+}
 
 /// Why a classifier could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +51,7 @@ pub enum PipelineError {
 #[derive(Debug)]
 pub struct Classifier {
     /// The model.
-    pub model: AstForAudioClassification,
+    pub model: Network,
     /// Turns 16 kHz audio into the `[max_length, mel]` input.
     pub extractor: FeatureExtractor,
     /// Label of each output.
@@ -40,19 +69,111 @@ impl Classifier {
         device: &Device,
     ) -> Result<Self, PipelineError> {
         let model = checkpoint.load_classifier(options, device)?;
-        let mut config = checkpoint.preprocessor.clone();
-        config.max_length = model.ast.max_length;
-        config.num_mel_bins = checkpoint.config.num_mel_bins;
-        let extractor = FeatureExtractor::new(config)?;
         let labels = match options.new_head {
             Some(n) => (0..n).map(|i| format!("LABEL_{i}")).collect(),
             None => checkpoint.config.labels().unwrap_or_default(),
         };
+        Self::assemble(
+            checkpoint,
+            Network::Ast(model),
+            labels,
+            checkpoint.config.is_multi_label(),
+            device,
+        )
+    }
+
+    /// The checkpoint's classifier with a PEFT LoRA folder merged in.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn with_peft(
+        checkpoint: &Checkpoint,
+        options: &LoadOptions,
+        dir: &std::path::Path,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        let model = checkpoint.load_classifier(options, device)?;
+        let model = crate::petl::peft::merge_peft_lora(model, dir)?;
+        let labels = checkpoint.config.labels().unwrap_or_default();
+        Self::assemble(
+            checkpoint,
+            Network::Ast(model),
+            labels,
+            checkpoint.config.is_multi_label(),
+            device,
+        )
+    }
+
+    /// The backbone of `checkpoint` with a petl-ast adapter file (its metadata names the method,
+    /// the labels and the input length).
+    pub fn with_adapter(
+        checkpoint: &Checkpoint,
+        bytes: &[u8],
+        source: &str,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        let metadata = read_metadata(bytes, source)?;
+        let options = LoadOptions {
+            max_length: Some(metadata.max_length),
+            position: position_mode(&metadata.petl),
+            new_head: None,
+        };
+        let ast = checkpoint.load_backbone(&options, device)?;
+        let hash = sha256_hex(&checkpoint.weights);
+        let (model, metadata) =
+            PetlModel::from_adapter_bytes(bytes, source, ast, &checkpoint.config, &hash, device)?;
+        Self::assemble(
+            checkpoint,
+            Network::Petl(model),
+            metadata.labels,
+            false,
+            device,
+        )
+    }
+
+    /// The backbone of `checkpoint` with the trained tensors of a PETL_AST `state_dict`
+    /// (safetensors); `petl` must describe the method it was trained with.
+    pub fn with_petl_ast(
+        checkpoint: &Checkpoint,
+        petl: &PetlConfig,
+        max_length: Option<usize>,
+        bytes: &[u8],
+        source: &str,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        let options = LoadOptions {
+            max_length,
+            position: position_mode(petl),
+            new_head: None,
+        };
+        let ast = checkpoint.load_backbone(&options, device)?;
+        let classes = head_classes(bytes, source)?;
+        let model =
+            PetlModel::new(ast, &checkpoint.config, petl, classes, device).map_err(|e| {
+                LoadError::Config {
+                    file: source.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+        let model = model.import_petl_ast(&checkpoint.config, bytes, source)?;
+        let labels = (0..classes).map(|i| format!("LABEL_{i}")).collect();
+        Self::assemble(checkpoint, Network::Petl(model), labels, false, device)
+    }
+
+    fn assemble(
+        checkpoint: &Checkpoint,
+        model: Network,
+        labels: Vec<String>,
+        multi_label: bool,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        let mut config = checkpoint.preprocessor.clone();
+        config.max_length = model.max_length();
+        config.num_mel_bins = checkpoint.config.num_mel_bins;
+        let extractor = FeatureExtractor::new(config)?;
         Ok(Self {
             model,
             extractor,
             labels,
-            multi_label: checkpoint.config.is_multi_label(),
+            multi_label,
             device: device.clone(),
         })
     }
@@ -113,6 +234,33 @@ impl Classifier {
             })
             .collect()
     }
+}
+
+/// Position embeddings as the method's mode wants them when the input length changes.
+fn position_mode(petl: &PetlConfig) -> PositionMode {
+    if petl.paper_compat {
+        PositionMode::Zero
+    } else {
+        PositionMode::Adapt
+    }
+}
+
+/// Number of classes of the `classification_head` in a PETL_AST state_dict.
+fn head_classes(bytes: &[u8], source: &str) -> Result<usize, LoadError> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| LoadError::Safetensors {
+        file: source.to_string(),
+        message: e.to_string(),
+    })?;
+    let head = st
+        .tensor("classification_head.weight")
+        .map_err(|_| LoadError::Tensors {
+            file: source.to_string(),
+            problems: vec![crate::model::TensorProblem::Missing {
+                name: "classification_head.weight".into(),
+                expected: vec![],
+            }],
+        })?;
+    Ok(head.shape().first().copied().unwrap_or(0))
 }
 
 /// Rows of a `[batch, n]` tensor.

@@ -149,3 +149,149 @@ fn bad_inputs_exit_non_zero_with_one_readable_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tpu"));
 }
+
+fn logits_of(stdout: &[u8]) -> Vec<f32> {
+    let results: serde_json::Value = serde_json::from_slice(stdout).expect("stdout is only JSON");
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn clip_paths() -> Vec<String> {
+    CLIPS
+        .iter()
+        .map(|c| fixture(&format!("audio/{c}.wav")).display().to_string())
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn params_json_is_one_object_with_the_counts() {
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let out = native_train(&[
+        "params",
+        "--checkpoint",
+        &checkpoint,
+        "--method",
+        "adapter",
+        "--adapter-type",
+        "Houlsby",
+        "--reduction-rate",
+        "8",
+        "--num-classes",
+        "10",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 4, "{v}");
+    // Per layer: 2 adapters × (64·8 + 8 + 8·64 + 64) + LN_b + LN_a = 2,448; two layers.
+    assert_eq!(v["method"], 4_896);
+    // Head 64·10 + 10 and the final LayerNorm 128.
+    assert_eq!(v["head"], 778);
+    assert_eq!(v["trainable"], 4_896 + 778);
+
+    let out = native_train(&[
+        "params",
+        "--checkpoint",
+        &checkpoint,
+        "--method",
+        "prefix-tuning",
+        "--prompt-len",
+        "5",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
+}
+
+#[test]
+fn classify_imports_petl_ast_and_peft_files() {
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let clips = clip_paths();
+    let petl = fixture("petl/adapter_houlsby_par.safetensors")
+        .display()
+        .to_string();
+    let mut args = vec![
+        "classify",
+        "--json",
+        "--checkpoint",
+        &checkpoint,
+        "--import-petl-ast",
+        &petl,
+        "--method",
+        "adapter",
+        "--adapter-type",
+        "Houlsby",
+        "--reduction-rate",
+        "8",
+    ];
+    args.extend(clips.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = reference("petl/adapter_houlsby_par.safetensors", "logits");
+    let err = max_diff(&logits_of(&out.stdout), &expected);
+    assert!(err <= 1e-3, "PETL_AST import: logits differ by {err}");
+
+    // The same file with the wrong method flags is refused, naming the file.
+    let mut args = vec![
+        "classify",
+        "--checkpoint",
+        &checkpoint,
+        "--import-petl-ast",
+        &petl,
+        "--method",
+        "LoRA",
+        "--reduction-rate-lora",
+        "16",
+    ];
+    args.extend(clips.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adapter_houlsby_par"));
+
+    let peft = fixture("peft/lora-qv").display().to_string();
+    let mut args = vec![
+        "classify",
+        "--json",
+        "--checkpoint",
+        &checkpoint,
+        "--import-peft",
+        &peft,
+    ];
+    args.extend(clips.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = reference("peft/lora-qv/reference.safetensors", "logits");
+    let err = max_diff(&logits_of(&out.stdout), &expected);
+    assert!(err <= 1e-3, "PEFT import: logits differ by {err}");
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use petl_ast::audio::{read_wav, AudioLimits};
 use petl_ast::model::LoadOptions;
+use petl_ast::petl::MethodArgs;
 use petl_ast::pipeline::Classifier;
 use serde::Serialize;
 
@@ -31,6 +32,17 @@ pub struct Args {
     /// Refuse clips longer than this many seconds.
     #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
     max_seconds: f64,
+    /// A petl-ast adapter file (its metadata names the method, labels and input length).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["import_petl_ast", "import_peft"])]
+    adapter: Option<PathBuf>,
+    /// A PETL_AST state_dict saved as safetensors; give the method flags it was trained with.
+    #[arg(long, value_name = "FILE", conflicts_with = "import_peft")]
+    import_petl_ast: Option<PathBuf>,
+    /// A Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    import_peft: Option<PathBuf>,
+    #[command(flatten)]
+    method: MethodArgs,
     /// Wav files to classify.
     #[arg(required = true, value_name = "FILE.wav")]
     files: Vec<PathBuf>,
@@ -52,8 +64,36 @@ pub fn run(args: Args) -> Result<()> {
         max_length: args.max_length,
         ..Default::default()
     };
-    let classifier = Classifier::new(&checkpoint, &options, &device)
-        .context("cannot build the model from the checkpoint")?;
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let classifier = if let Some(path) = &args.adapter {
+        Classifier::with_adapter(
+            &checkpoint,
+            &read(path)?,
+            &path.display().to_string(),
+            &device,
+        )?
+    } else if let Some(path) = &args.import_petl_ast {
+        let config = &checkpoint.config;
+        let petl = args
+            .method
+            .to_config(config.hidden_size, config.num_hidden_layers)?;
+        let bytes = read(path)?;
+        Classifier::with_petl_ast(
+            &checkpoint,
+            &petl,
+            args.max_length,
+            &bytes,
+            &path.display().to_string(),
+            &device,
+        )?
+    } else if let Some(dir) = &args.import_peft {
+        Classifier::with_peft(&checkpoint, &options, dir, &device)?
+    } else {
+        Classifier::new(&checkpoint, &options, &device)
+            .context("cannot build the model from the checkpoint")?
+    };
     let limits = AudioLimits {
         max_seconds: args.max_seconds,
     };
