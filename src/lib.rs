@@ -12,11 +12,13 @@
 
 pub mod audio;
 pub mod backend;
+pub mod data;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;
 pub mod model;
 pub mod petl;
 pub mod pipeline;
+pub mod train;
 
 #[cfg(all(feature = "hub", not(target_family = "wasm")))]
 pub mod hub;

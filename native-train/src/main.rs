@@ -25,6 +25,14 @@ enum Command {
     Classify(commands::classify::Args),
     /// Write the normalised fbank input matrix (frames × mel) of a wav file as .npy.
     Features(commands::features::Args),
+    /// Time one training step (forward, backward, AdamW) of a PETL method on AST-base.
+    BenchTrain(commands::bench_train::Args),
+    /// Convert a PETL_AST state_dict into a petl-ast adapter file.
+    Convert(commands::convert::Args),
+    /// Fine-tune a checkpoint with a PETL method on a dataset.
+    Train(commands::train::Args),
+    /// Train the small offline demo AST from scratch on FSDD.
+    PretrainDemo(commands::pretrain_demo::Args),
     /// Count the total and trainable parameters of a PETL method on a checkpoint.
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
@@ -38,6 +46,10 @@ fn main() -> ExitCode {
         Command::Features(args) => commands::features::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Params(args) => commands::params::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::PretrainDemo(args) => commands::pretrain_demo::run(args),
+        Command::Convert(args) => commands::convert::run(args),
+        Command::BenchTrain(args) => commands::bench_train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

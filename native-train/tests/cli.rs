@@ -295,3 +295,82 @@ fn classify_imports_petl_ast_and_peft_files() {
     let err = max_diff(&logits_of(&out.stdout), &expected);
     assert!(err <= 1e-3, "PEFT import: logits differ by {err}");
 }
+
+#[test]
+fn a_converted_adapter_classifies_like_its_source() {
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let petl = fixture("petl/conformer_pfeiffer_par.safetensors")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir
+        .path()
+        .join("conformer.safetensors")
+        .display()
+        .to_string();
+    let method = [
+        "--method",
+        "adapter",
+        "--adapter-block",
+        "conformer",
+        "--kernel-size",
+        "5",
+        "--reduction-rate",
+        "8",
+    ];
+    let mut args = vec![
+        "convert",
+        "--checkpoint",
+        &checkpoint,
+        "--import-petl-ast",
+        &petl,
+        "--out",
+        &adapter,
+    ];
+    args.extend(method);
+    args.extend(["--labels", "a,b,c,d,e"]);
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let clips = clip_paths();
+    let mut args = vec![
+        "classify",
+        "--json",
+        "--top-k",
+        "2",
+        "--checkpoint",
+        &checkpoint,
+        "--adapter",
+        &adapter,
+    ];
+    args.extend(clips.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = reference("petl/conformer_pfeiffer_par.safetensors", "logits");
+    let err = max_diff(&logits_of(&out.stdout), &expected);
+    assert!(err <= 1e-3, "converted adapter: logits differ by {err}");
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let label = results[0]["labels"][0].as_str().unwrap();
+    assert!(["a", "b", "c", "d", "e"].contains(&label), "{label}");
+
+    // The adapter on another base is refused with the base's name.
+    let other = fixture("models/ast-tiny-f16t12").display().to_string();
+    let out = native_train(&[
+        "classify",
+        "--checkpoint",
+        &other,
+        "--adapter",
+        &adapter,
+        &clips[0],
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ast-tiny-s10"));
+}

@@ -74,7 +74,7 @@ fn rayon_threads() -> usize {
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
-fn peak_rss_mb() -> Option<f64> {
+pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

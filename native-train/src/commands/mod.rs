@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_train;
 pub mod classify;
+pub mod convert;
 pub mod features;
 pub mod params;
+pub mod pretrain_demo;
+pub mod train;

@@ -1,0 +1,47 @@
+//! Turning clips into model inputs, in parallel on native targets.
+
+use crate::audio::{read_wav, AudioLimits, FeatureExtractor};
+use crate::train::Example;
+
+use super::{Clip, DataError};
+
+/// Reads, resamples and featurises every clip (in parallel natively). A file that fails is
+/// reported with its path; with `skip_bad` it is left out (and listed in the second result)
+/// instead of failing the whole set.
+pub fn examples(
+    clips: &[Clip],
+    extractor: &FeatureExtractor,
+    limits: &AudioLimits,
+    skip_bad: bool,
+) -> Result<(Vec<Example>, Vec<String>), DataError> {
+    let one = |clip: &Clip| -> Result<Example, String> {
+        let audio = read_wav(&clip.path, limits).map_err(|e| e.to_string())?;
+        let features = extractor.extract_audio(&audio).map_err(|e| e.to_string())?;
+        Ok(Example {
+            features,
+            label: clip.label,
+        })
+    };
+    #[cfg(not(target_family = "wasm"))]
+    let results: Vec<Result<Example, String>> = {
+        use rayon::prelude::*;
+        clips.par_iter().map(one).collect()
+    };
+    #[cfg(target_family = "wasm")]
+    let results: Vec<Result<Example, String>> = clips.iter().map(one).collect();
+    let mut out = Vec::with_capacity(results.len());
+    let mut skipped = Vec::new();
+    for (clip, result) in clips.iter().zip(results) {
+        match result {
+            Ok(e) => out.push(e),
+            Err(message) if skip_bad => skipped.push(message),
+            Err(message) => {
+                return Err(DataError::Io {
+                    path: clip.path.display().to_string(),
+                    message: format!("{message} (pass --skip-bad-files to leave such files out)"),
+                })
+            }
+        }
+    }
+    Ok((out, skipped))
+}

@@ -1,0 +1,66 @@
+//! Dataset readers: clip lists with labels and splits, read from the datasets' own layouts.
+
+pub mod features;
+pub mod folder;
+pub mod fsdd;
+
+use std::path::PathBuf;
+
+/// One labelled clip on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    /// The wav file.
+    pub path: PathBuf,
+    /// Class index into the dataset's label list.
+    pub label: usize,
+    /// Speaker (or other group) when the dataset has one.
+    pub group: Option<String>,
+}
+
+/// A dataset split into parts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Splits {
+    /// Class names, in index order.
+    pub labels: Vec<String>,
+    /// Training clips.
+    pub train: Vec<Clip>,
+    /// Validation clips (for model selection).
+    pub valid: Vec<Clip>,
+    /// Test clips.
+    pub test: Vec<Clip>,
+}
+
+/// Why a dataset could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder is missing or unreadable.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The layout does not match the dataset.
+    #[error("{path}: {message}")]
+    Layout {
+        /// The folder or file.
+        path: String,
+        /// What is missing or unexpected.
+        message: String,
+    },
+}
+
+/// Takes the first `k` clips of each class (in the given order), as few-shot subsets do.
+pub fn first_k_per_class(clips: &[Clip], k: usize) -> Vec<Clip> {
+    let mut counts = std::collections::HashMap::new();
+    clips
+        .iter()
+        .filter(|c| {
+            let n = counts.entry(c.label).or_insert(0usize);
+            *n += 1;
+            *n <= k
+        })
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! Writing an [`AstForAudioClassification`] as a Hugging Face checkpoint folder
+//! (`config.json` + `model.safetensors` with the hub's tensor names), the inverse of
+//! [`Checkpoint::from_dir`](super::Checkpoint::from_dir).
+
+use burn::nn::{LayerNorm, Linear};
+
+use super::ast::AstForAudioClassification;
+use super::config::AstConfig;
+use super::weights::transpose;
+
+/// Named tensors `(name, values, shape)` in the hub's layout (Linear weights `[out, in]`).
+pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<(String, Vec<f32>, Vec<usize>)> {
+    let mut tensors: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
+    let linear = |name: &str, l: &Linear, tensors: &mut Vec<(String, Vec<f32>, Vec<usize>)>| {
+        let [d_in, d_out] = l.weight.dims();
+        let values = l
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        tensors.push((
+            format!("{name}.weight"),
+            transpose(&values, d_in, d_out),
+            vec![d_out, d_in],
+        ));
+        if let Some(b) = &l.bias {
+            tensors.push((
+                format!("{name}.bias"),
+                b.val().into_data().try_to_vec::<f32>().unwrap_or_default(),
+                vec![d_out],
+            ));
+        }
+    };
+    let norm = |name: &str, n: &LayerNorm, tensors: &mut Vec<(String, Vec<f32>, Vec<usize>)>| {
+        let d = n.gamma.dims()[0];
+        tensors.push((
+            format!("{name}.weight"),
+            n.gamma
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default(),
+            vec![d],
+        ));
+        if let Some(b) = &n.beta {
+            tensors.push((
+                format!("{name}.bias"),
+                b.val().into_data().try_to_vec::<f32>().unwrap_or_default(),
+                vec![d],
+            ));
+        }
+    };
+    let p = "audio_spectrogram_transformer";
+    let e = &model.ast.embeddings;
+    for (name, t) in [
+        ("cls_token", e.cls_token.val()),
+        ("distillation_token", e.distillation_token.val()),
+        ("position_embeddings", e.position.val()),
+    ] {
+        let shape = t.dims().to_vec();
+        tensors.push((
+            format!("{p}.embeddings.{name}"),
+            t.into_data().try_to_vec::<f32>().unwrap_or_default(),
+            shape,
+        ));
+    }
+    let w = e.patch.weight.val();
+    let shape = w.dims().to_vec();
+    tensors.push((
+        format!("{p}.embeddings.patch_embeddings.projection.weight"),
+        w.into_data().try_to_vec::<f32>().unwrap_or_default(),
+        shape,
+    ));
+    if let Some(b) = &e.patch.bias {
+        let values = b.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+        let n = values.len();
+        tensors.push((
+            format!("{p}.embeddings.patch_embeddings.projection.bias"),
+            values,
+            vec![n],
+        ));
+    }
+    for (i, layer) in model.ast.layers.iter().enumerate() {
+        let l = format!("{p}.encoder.layer.{i}");
+        let a = &layer.attention;
+        linear(
+            &format!("{l}.attention.attention.query"),
+            &a.query,
+            &mut tensors,
+        );
+        linear(
+            &format!("{l}.attention.attention.key"),
+            &a.key,
+            &mut tensors,
+        );
+        linear(
+            &format!("{l}.attention.attention.value"),
+            &a.value,
+            &mut tensors,
+        );
+        linear(
+            &format!("{l}.attention.output.dense"),
+            &a.output,
+            &mut tensors,
+        );
+        linear(
+            &format!("{l}.intermediate.dense"),
+            &layer.mlp_in,
+            &mut tensors,
+        );
+        linear(&format!("{l}.output.dense"), &layer.mlp_out, &mut tensors);
+        norm(
+            &format!("{l}.layernorm_before"),
+            &layer.norm_attention,
+            &mut tensors,
+        );
+        norm(
+            &format!("{l}.layernorm_after"),
+            &layer.norm_mlp,
+            &mut tensors,
+        );
+    }
+    norm(&format!("{p}.layernorm"), &model.ast.norm, &mut tensors);
+    norm("classifier.layernorm", &model.head.norm, &mut tensors);
+    linear("classifier.dense", &model.head.dense, &mut tensors);
+    tensors
+}
+
+/// `model.safetensors` bytes of `model`.
+pub fn safetensors_bytes(model: &AstForAudioClassification) -> Vec<u8> {
+    let tensors = hf_tensors(model);
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .into_iter()
+        .map(|(name, values, shape)| {
+            (
+                name,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                shape,
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("shape and data agree");
+            (name.clone(), view)
+        })
+        .collect();
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    safetensors::serialize(views, Some(meta)).expect("valid tensors serialise")
+}
+
+/// Writes `config.json` and `model.safetensors` (atomically) into `dir`.
+#[cfg(not(target_family = "wasm"))]
+pub fn save_dir(
+    model: &AstForAudioClassification,
+    config: &AstConfig,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut config = config.clone();
+    config.max_length = model.ast.max_length;
+    crate::io::write_atomic(
+        &dir.join(super::checkpoint::WEIGHTS_FILE),
+        &safetensors_bytes(model),
+    )?;
+    crate::io::write_atomic(
+        &dir.join(super::checkpoint::CONFIG_FILE),
+        config.to_json().as_bytes(),
+    )
+}

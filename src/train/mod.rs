@@ -1,0 +1,13 @@
+//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment.
+
+pub mod hyper;
+pub mod schedule;
+pub mod specaug;
+pub mod trainer;
+
+pub use hyper::OptimizerConfig;
+pub use schedule::CosineSchedule;
+pub use specaug::SpecAugment;
+pub use trainer::{
+    evaluate, train, Classifier, EpochMetrics, Example, Progress, TrainConfig, TrainError,
+};
