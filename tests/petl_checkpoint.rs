@@ -82,7 +82,7 @@ fn an_adapter_for_another_base_is_refused() {
     let (model, _) = model_for(&case("adapter_pfeiffer_par"), &device());
     let bytes = model.adapter_bytes(&metadata(&model, &hash));
     let other = "0".repeat(64);
-    let err = reload(&bytes, &other).err().expect("must fail").to_string();
+    let err = reload(&bytes, &other).expect_err("must fail").to_string();
     assert!(
         err.contains("adapter.safetensors") && err.contains("ast-tiny-s10"),
         "{err}"
@@ -94,16 +94,11 @@ fn foreign_and_truncated_files_are_refused() {
     let (_, hash) = base();
     // A PETL_AST state_dict is not our format: the error says which flag to use instead.
     let foreign = std::fs::read(fixture("petl/adapter_pfeiffer_par.safetensors")).unwrap();
-    let err = reload(&foreign, &hash)
-        .err()
-        .expect("must fail")
-        .to_string();
+    let err = reload(&foreign, &hash).expect_err("must fail").to_string();
     assert!(err.contains("--import-petl-ast"), "{err}");
 
     let (model, _) = model_for(&case("adapter_pfeiffer_par"), &device());
     let bytes = model.adapter_bytes(&metadata(&model, &hash));
-    let err = reload(&bytes[..bytes.len() - 100], &hash)
-        .err()
-        .expect("must fail");
+    let err = reload(&bytes[..bytes.len() - 100], &hash).expect_err("must fail");
     assert!(matches!(err, LoadError::Safetensors { .. }), "{err}");
 }

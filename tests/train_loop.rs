@@ -13,8 +13,10 @@ const SHAPE: [usize; 2] = [100, 128];
 
 /// Two classes of synthetic 16 kHz clips: low tones and high tones, with random phase and level.
 fn examples(n: usize, seed: u64) -> Vec<Example> {
-    let mut config = petl_ast::audio::FeatureExtractorConfig::default();
-    config.max_length = SHAPE[0];
+    let config = petl_ast::audio::FeatureExtractorConfig {
+        max_length: SHAPE[0],
+        ..Default::default()
+    };
     let extractor = FeatureExtractor::new(config).unwrap();
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     let mut next = move || {
@@ -28,7 +30,7 @@ fn examples(n: usize, seed: u64) -> Vec<Example> {
             let label = i % 2;
             let freq = if label == 0 { 300.0 } else { 3000.0 } * (0.8 + 0.4 * next());
             let level = 0.1 + 0.4 * next();
-            let phase = next() * 6.28;
+            let phase = next() * std::f32::consts::TAU;
             let samples: Vec<f32> = (0..12_000)
                 .map(|t| level * (phase + t as f32 * freq * std::f32::consts::TAU / 16_000.0).sin())
                 .collect();
@@ -46,8 +48,10 @@ fn model() -> PetlModel {
     let ast = checkpoint
         .load_backbone(&LoadOptions::default(), &device)
         .unwrap();
-    let mut args = MethodArgs::default();
-    args.reduction_rate = 8;
+    let args = MethodArgs {
+        reduction_rate: 8,
+        ..Default::default()
+    };
     let petl = args.to_config(64, 2).unwrap();
     PetlModel::new(ast, &checkpoint.config, &petl, 2, &device).unwrap()
 }

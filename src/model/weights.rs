@@ -67,7 +67,7 @@ impl<'a> Weights<'a> {
 
     /// Whether the file has a tensor of this full name.
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.names().iter().any(|n| *n == name)
+        self.tensors.names().contains(&name)
     }
 
     /// All tensor names in the file.

@@ -175,6 +175,7 @@ impl Conformer {
 
 /// The inner network of an adapter.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one per layer; boxing would complicate the module derive
 pub enum Block {
     /// See [`Bottleneck`].
     Bottleneck(Bottleneck),

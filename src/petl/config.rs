@@ -233,7 +233,7 @@ pub fn reduced_width(d: usize, rr: usize, what: &str) -> Result<usize, ConfigErr
             "{what}: reduction rate must be positive, got 0"
         )));
     }
-    if d % rr != 0 {
+    if !d.is_multiple_of(rr) {
         return Err(ConfigError(format!(
             "{what}: reduction rate {rr} does not divide the hidden size {d}"
         )));
