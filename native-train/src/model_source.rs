@@ -39,6 +39,14 @@ impl ModelArgs {
         }
     }
 
+    /// How the checkpoint is named in run files and adapter metadata: the hub id or the folder.
+    pub fn name(&self) -> String {
+        self.model
+            .clone()
+            .or_else(|| self.checkpoint.as_ref().map(|p| p.display().to_string()))
+            .unwrap_or_default()
+    }
+
     /// Reads the checkpoint.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         let dir = self.folder()?;

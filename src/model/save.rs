@@ -6,12 +6,12 @@ use burn::nn::{LayerNorm, Linear};
 
 use super::ast::AstForAudioClassification;
 use super::config::AstConfig;
-use super::weights::transpose;
+use super::weights::{serialize_f32, transpose, NamedTensor};
 
 /// Named tensors `(name, values, shape)` in the hub's layout (Linear weights `[out, in]`).
-pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<(String, Vec<f32>, Vec<usize>)> {
-    let mut tensors: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
-    let linear = |name: &str, l: &Linear, tensors: &mut Vec<(String, Vec<f32>, Vec<usize>)>| {
+pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<NamedTensor> {
+    let mut tensors: Vec<NamedTensor> = Vec::new();
+    let linear = |name: &str, l: &Linear, tensors: &mut Vec<NamedTensor>| {
         let [d_in, d_out] = l.weight.dims();
         let values = l
             .weight
@@ -32,7 +32,7 @@ pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<(String, Vec<f32>, V
             ));
         }
     };
-    let norm = |name: &str, n: &LayerNorm, tensors: &mut Vec<(String, Vec<f32>, Vec<usize>)>| {
+    let norm = |name: &str, n: &LayerNorm, tensors: &mut Vec<NamedTensor>| {
         let d = n.gamma.dims()[0];
         tensors.push((
             format!("{name}.weight"),
@@ -129,29 +129,10 @@ pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<(String, Vec<f32>, V
 
 /// `model.safetensors` bytes of `model`.
 pub fn safetensors_bytes(model: &AstForAudioClassification) -> Vec<u8> {
-    let tensors = hf_tensors(model);
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+    let metadata = [("format".to_string(), "pt".to_string())]
         .into_iter()
-        .map(|(name, values, shape)| {
-            (
-                name,
-                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                shape,
-            )
-        })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(name, data, shape)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .expect("shape and data agree");
-            (name.clone(), view)
-        })
-        .collect();
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize(views, Some(meta)).expect("valid tensors serialise")
+    serialize_f32(hf_tensors(model), metadata)
 }
 
 /// Writes `config.json` and `model.safetensors` (atomically) into `dir`.

@@ -237,6 +237,36 @@ impl<'w, 'a> WeightPath<'w, 'a> {
     }
 }
 
+/// A named f32 tensor on the host: `(name, values, shape)`.
+pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
+
+/// Serialises f32 tensors (and string metadata) into safetensors bytes.
+pub fn serialize_f32(
+    tensors: Vec<NamedTensor>,
+    metadata: std::collections::HashMap<String, String>,
+) -> Vec<u8> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .into_iter()
+        .map(|(name, values, shape)| {
+            (
+                name,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                shape,
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("shape and data agree");
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise")
+}
+
 /// Transposes a row-major `rows × cols` matrix.
 pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];

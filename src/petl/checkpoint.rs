@@ -8,6 +8,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::model::weights::serialize_f32;
 use crate::model::{AstConfig, AstModel, LoadError, TensorProblem};
 
 use super::config::PetlConfig;
@@ -143,29 +144,6 @@ impl PetlModel {
             names: Vec::new(),
         };
         self.visit(&mut second);
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = second
-            .out
-            .into_iter()
-            .map(|(name, values, shape)| {
-                (
-                    name,
-                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    shape,
-                )
-            })
-            .collect();
-        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-            .iter()
-            .map(|(name, data, shape)| {
-                let view = safetensors::tensor::TensorView::new(
-                    safetensors::Dtype::F32,
-                    shape.clone(),
-                    data,
-                )
-                .expect("shape and data agree");
-                (name.clone(), view)
-            })
-            .collect();
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert("version".to_string(), VERSION.to_string());
@@ -173,7 +151,7 @@ impl PetlModel {
             "petl_ast".to_string(),
             serde_json::to_string(metadata).expect("metadata serialises"),
         );
-        safetensors::serialize(views, Some(meta)).expect("valid tensors serialise")
+        serialize_f32(second.out, meta)
     }
 
     /// Builds the model an adapter file describes on `base` (the backbone of the checkpoint whose

@@ -65,17 +65,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => classifier.labels.clone(),
     };
-    let base_model = args
-        .model
-        .model
-        .clone()
-        .or_else(|| {
-            args.model
-                .checkpoint
-                .as_ref()
-                .map(|p| p.display().to_string())
-        })
-        .unwrap_or_default();
+    let base_model = args.model.name();
     let metadata = AdapterMetadata {
         petl,
         base_model,

@@ -249,17 +249,7 @@ pub fn run(args: Args) -> Result<()> {
     let (test_loss, test_accuracy, _) = train::evaluate(&model, &test, args.batch_size, shape);
     let metadata = AdapterMetadata {
         petl: petl.clone(),
-        base_model: args
-            .model
-            .model
-            .clone()
-            .or_else(|| {
-                args.model
-                    .checkpoint
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-            })
-            .unwrap_or_default(),
+        base_model: args.model.name(),
         base_sha256: sha256_hex(&checkpoint.weights),
         labels: splits.labels.clone(),
         max_length: args.max_length,
