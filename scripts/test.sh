@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "== native tests"
 cargo test --release --workspace
