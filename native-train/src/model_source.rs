@@ -10,7 +10,8 @@ use petl_ast::model::Checkpoint;
 /// Flags that choose the checkpoint and the compute backend.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Local Hugging Face model folder (config.json + model.safetensors).
+    /// Local Hugging Face model folder (config.json + model.safetensors); default: the built-in
+    /// spoken-digit demo backbone (www/models/fsdd-ast-tiny).
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     pub checkpoint: Option<PathBuf>,
     /// Hugging Face hub repository id, downloaded into the hub cache
@@ -44,13 +45,35 @@ impl ModelArgs {
         self.model
             .clone()
             .or_else(|| self.checkpoint.as_ref().map(|p| p.display().to_string()))
-            .unwrap_or_default()
+            .unwrap_or_else(|| DEMO_NAME.to_string())
     }
 
-    /// Reads the checkpoint.
+    /// Reads the checkpoint; without `--checkpoint` or `--model`, the demo backbone built into
+    /// the binary (`www/models/fsdd-ast-tiny`, spoken digits).
     pub fn checkpoint(&self) -> Result<Checkpoint> {
+        if self.checkpoint.is_none() && self.model.is_none() {
+            return Ok(demo_checkpoint()?);
+        }
         let dir = self.folder()?;
         Checkpoint::from_dir(&dir)
             .with_context(|| format!("cannot load the checkpoint in {}", dir.display()))
     }
+}
+
+/// Name of the built-in demo backbone.
+pub const DEMO_NAME: &str = "fsdd-ast-tiny (built in)";
+
+/// The demo backbone trained by `native-train pretrain-demo`, compiled into the binary so that
+/// the CLI works offline with no arguments.
+pub fn demo_checkpoint() -> Result<Checkpoint, petl_ast::model::LoadError> {
+    const CONFIG: &str = include_str!("../../www/models/fsdd-ast-tiny/config.json");
+    const PREPROCESSOR: &str = include_str!("../../www/models/fsdd-ast-tiny/preprocessor_config.json");
+    const WEIGHTS: &[u8] = include_bytes!("../../www/models/fsdd-ast-tiny/model.safetensors");
+    Checkpoint::from_parts(
+        CONFIG,
+        "fsdd-ast-tiny/config.json",
+        Some((PREPROCESSOR, "fsdd-ast-tiny/preprocessor_config.json".to_string())),
+        WEIGHTS.to_vec(),
+        "fsdd-ast-tiny/model.safetensors",
+    )
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Few-shot personalisation of the demo backbone (www/models/fsdd-ast-tiny, trained on george,
+# jackson, lucas, nicolas) to the held-out FSDD speakers theo and yweweler: K clips per digit,
+# tested on their official test takes (index 0–4). Prints a markdown table; runs go to $OUT_DIR.
+# Usage: scripts/fewshot_fsdd.sh [K…]   (default 1 2 4 8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
+OUT_DIR="${OUT_DIR:-runs/fsdd-fewshot}"
+DATA="${DATA:-../shared/data/fsdd/recordings}"
+EPOCHS="${EPOCHS:-30}"
+KS="${*:-1 2 4 8}"
+mkdir -p "$OUT_DIR"
+cargo build --release -q -p native-train
+BIN="$CARGO_TARGET_DIR/release/native-train"
+declare -A METHODS=(
+  [linear]="--method linear"
+  [BitFit]="--method BitFit"
+  [LoRA]="--method LoRA --reduction-rate-lora 16"
+  [Pfeiffer-par]="--method adapter --adapter-type Pfeiffer --seq-or-par parallel --reduction-rate 16"
+  [Houlsby-seq]="--method adapter --adapter-type Houlsby --seq-or-par sequential --reduction-rate 16 --apply-residual true"
+  [DPT]="--method prompt-tuning --deep --prompt-len 8"
+)
+ORDER="linear BitFit LoRA Pfeiffer-par Houlsby-seq DPT"
+printf "| method |"; for k in $KS; do printf " K=%s |" "$k"; done; printf " trainable |\n"
+printf "|---|"; for _ in $KS; do printf "%s" "---|"; done; printf "%s\n" "---|"
+for m in $ORDER; do
+  printf "| %s |" "$m"
+  for k in $KS; do
+    out="$OUT_DIR/$m-k$k"
+    # shellcheck disable=SC2086
+    "$BIN" train --checkpoint www/models/fsdd-ast-tiny --dataset fsdd --data "$DATA" \
+      --speakers theo,yweweler --few-shot "$k" --epochs "$EPOCHS" --batch-size 16 \
+      --max-length 128 ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 || { printf " failed |"; continue; }
+    acc=$(python3 -c "import json;print(f\"{100*json.load(open('$out/results.json'))['test_accuracy']:.1f}\")")
+    printf " %s |" "$acc"
+  done
+  params=$(python3 -c "import json;print(json.load(open('$out/results.json'))['trainable_params'])")
+  printf " %s |\n" "$params"
+done
