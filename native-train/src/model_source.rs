@@ -67,12 +67,16 @@ pub const DEMO_NAME: &str = "fsdd-ast-tiny (built in)";
 /// the CLI works offline with no arguments.
 pub fn demo_checkpoint() -> Result<Checkpoint, petl_ast::model::LoadError> {
     const CONFIG: &str = include_str!("../../www/models/fsdd-ast-tiny/config.json");
-    const PREPROCESSOR: &str = include_str!("../../www/models/fsdd-ast-tiny/preprocessor_config.json");
+    const PREPROCESSOR: &str =
+        include_str!("../../www/models/fsdd-ast-tiny/preprocessor_config.json");
     const WEIGHTS: &[u8] = include_bytes!("../../www/models/fsdd-ast-tiny/model.safetensors");
     Checkpoint::from_parts(
         CONFIG,
         "fsdd-ast-tiny/config.json",
-        Some((PREPROCESSOR, "fsdd-ast-tiny/preprocessor_config.json".to_string())),
+        Some((
+            PREPROCESSOR,
+            "fsdd-ast-tiny/preprocessor_config.json".to_string(),
+        )),
         WEIGHTS.to_vec(),
         "fsdd-ast-tiny/model.safetensors",
     )

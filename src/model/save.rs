@@ -5,7 +5,6 @@
 use burn::nn::{LayerNorm, Linear};
 
 use super::ast::AstForAudioClassification;
-use super::config::AstConfig;
 use super::weights::{serialize_f32, transpose, NamedTensor};
 
 /// Named tensors `(name, values, shape)` in the hub's layout (Linear weights `[out, in]`).
@@ -139,7 +138,7 @@ pub fn safetensors_bytes(model: &AstForAudioClassification) -> Vec<u8> {
 #[cfg(not(target_family = "wasm"))]
 pub fn save_dir(
     model: &AstForAudioClassification,
-    config: &AstConfig,
+    config: &super::config::AstConfig,
     dir: &std::path::Path,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
