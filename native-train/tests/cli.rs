@@ -374,3 +374,124 @@ fn a_converted_adapter_classifies_like_its_source() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ast-tiny-s10"));
 }
+
+#[test]
+fn train_writes_a_run_folder_whose_adapter_classifies() {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if !fsdd.is_dir() {
+        eprintln!("note: {} is absent; train CLI test skipped", fsdd.display());
+        return;
+    }
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let result = native_train(&[
+        "train",
+        "--checkpoint",
+        &checkpoint,
+        "--dataset",
+        "fsdd",
+        "--data",
+        fsdd.to_str().unwrap(),
+        "--speakers",
+        "theo",
+        "--few-shot",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--method",
+        "adapter",
+        "--reduction-rate",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "adapter.safetensors",
+        "results.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["train_clips"], 20);
+    assert_eq!(results["test_clips"], 50);
+    let accuracy = results["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+
+    // The adapter classifies with the dataset's labels and no method flags.
+    let adapter = out.join("adapter.safetensors").display().to_string();
+    let clip = fsdd.join("4_theo_0.wav").display().to_string();
+    let result = native_train(&[
+        "classify",
+        "--json",
+        "--checkpoint",
+        &checkpoint,
+        "--adapter",
+        &adapter,
+        &clip,
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(v[0]["logits"].as_array().unwrap().len(), 10);
+    let digit: usize = v[0]["labels"][0].as_str().unwrap().parse().unwrap();
+    assert!(digit <= 9);
+}
+
+#[test]
+fn the_built_in_demo_backbone_recognises_digits() {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if !fsdd.is_dir() {
+        eprintln!(
+            "note: {} is absent; demo backbone test skipped",
+            fsdd.display()
+        );
+        return;
+    }
+    // Official test takes (index 0–4) of the demo's own speakers: never trained on.
+    let clips: Vec<String> = [
+        "7_jackson_2.wav",
+        "5_lucas_4.wav",
+        "0_nicolas_1.wav",
+        "9_george_3.wav",
+    ]
+    .iter()
+    .map(|f| fsdd.join(f).display().to_string())
+    .collect();
+    let mut args = vec!["classify", "--json", "--top-k", "1"];
+    args.extend(clips.iter().map(String::as_str));
+    let out = native_train(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let predicted: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["labels"][0].as_str().unwrap())
+        .collect();
+    let correct = predicted
+        .iter()
+        .zip(["7", "5", "0", "9"])
+        .filter(|(p, t)| *p == t)
+        .count();
+    assert!(correct >= 3, "predicted {predicted:?}");
+}
