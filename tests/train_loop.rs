@@ -70,6 +70,7 @@ fn config(epochs: usize) -> TrainConfig {
         seed: 3,
         spec_augment: None,
         max_bad_steps: 2,
+        warmup_steps: 0,
     }
 }
 

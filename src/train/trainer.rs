@@ -69,6 +69,9 @@ pub struct TrainConfig {
     pub spec_augment: Option<SpecAugment>,
     /// Stop after this many non-finite losses (each such step is skipped).
     pub max_bad_steps: usize,
+    /// Linear learning-rate warm-up steps before the cosine (0, as in the paper).
+    #[serde(default)]
+    pub warmup_steps: usize,
 }
 
 /// What one epoch measured.
@@ -221,6 +224,7 @@ pub fn train<M: Classifier>(
     let schedule = CosineSchedule {
         peak: o.lr,
         total_steps: steps * config.epochs,
+        warmup_steps: config.warmup_steps,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut order: Vec<usize> = (0..train_set.len()).collect();

@@ -34,6 +34,9 @@ pub struct Args {
     /// Peak learning rate (cosine schedule).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: usize,
     /// Seed of initialisation order, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -100,6 +103,7 @@ pub fn run(args: Args) -> Result<()> {
             time_mask: 20,
         }),
         max_bad_steps: 10,
+        warmup_steps: args.warmup_steps,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -59,6 +59,9 @@ pub struct Args {
     /// Input length in frames.
     #[arg(long, default_value_t = 100)]
     max_length: usize,
+    /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: usize,
     /// Seed of shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -224,6 +227,7 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
         spec_augment: args.spec_augment.then_some(SpecAugment::PAPER),
         max_bad_steps: 10,
+        warmup_steps: args.warmup_steps,
     };
     let run_config = json!({
         "method": &args.method, "petl": &petl, "train": &train_config, "dataset": format!("{:?}", args.dataset),
