@@ -5,7 +5,7 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::audio::{Audio, AudioError, FeatureExtractor};
-use crate::model::{AstForAudioClassification, Checkpoint, LoadError, LoadOptions, PositionMode};
+use crate::model::{AstForAudioClassification, Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::{read_metadata, sha256_hex};
 use crate::petl::{PetlConfig, PetlModel};
 
@@ -113,7 +113,7 @@ impl Classifier {
         let metadata = read_metadata(bytes, source)?;
         let options = LoadOptions {
             max_length: Some(metadata.max_length),
-            position: position_mode(&metadata.petl),
+            position: metadata.petl.position_mode(),
             new_head: None,
         };
         let ast = checkpoint.load_backbone(&options, device)?;
@@ -141,7 +141,7 @@ impl Classifier {
     ) -> Result<Self, PipelineError> {
         let options = LoadOptions {
             max_length,
-            position: position_mode(petl),
+            position: petl.position_mode(),
             new_head: None,
         };
         let ast = checkpoint.load_backbone(&options, device)?;
@@ -233,15 +233,6 @@ impl Classifier {
                 (label, scores[i])
             })
             .collect()
-    }
-}
-
-/// Position embeddings as the method's mode wants them when the input length changes.
-fn position_mode(petl: &PetlConfig) -> PositionMode {
-    if petl.paper_compat {
-        PositionMode::Zero
-    } else {
-        PositionMode::Adapt
     }
 }
 

@@ -242,6 +242,16 @@ pub fn reduced_width(d: usize, rr: usize, what: &str) -> Result<usize, ConfigErr
 }
 
 impl PetlConfig {
+    /// What to do with the checkpoint's position embeddings when the input length changes:
+    /// zero them under `paper_compat` (what the reference code gets), else crop / interpolate.
+    pub fn position_mode(&self) -> crate::model::PositionMode {
+        if self.paper_compat {
+            crate::model::PositionMode::Zero
+        } else {
+            crate::model::PositionMode::Adapt
+        }
+    }
+
     /// Checks the config against a model of width `d` with `layers` encoder layers.
     pub fn validate(&self, d: usize, layers: usize) -> Result<(), ConfigError> {
         for a in &self.adapters {

@@ -2,7 +2,7 @@
 //! as Rust configurations and models.
 
 use burn::tensor::Device;
-use petl_ast::model::{Checkpoint, LoadOptions, PositionMode};
+use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::{
     AdapterBlock, AdapterConfig, Backbone, HeadInput, Insertion, Location, LoraConfig, LoraTarget,
     MoaConfig, MoaKind, PetlConfig, PetlModel, Position, PrefixConfig, PromptConfig,
@@ -127,11 +127,7 @@ pub fn model_for(case: &Value, device: &Device) -> (PetlModel, usize) {
     let max_length = case["max_length"].as_u64().unwrap() as usize;
     let options = LoadOptions {
         max_length: Some(max_length),
-        position: if config.paper_compat {
-            PositionMode::Zero
-        } else {
-            PositionMode::Adapt
-        },
+        position: config.position_mode(),
         new_head: None,
     };
     let ast = checkpoint.load_backbone(&options, device).unwrap();

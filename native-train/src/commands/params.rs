@@ -1,7 +1,7 @@
 //! `native-train params`: total and trainable parameter counts of a method on a checkpoint.
 
 use anyhow::{Context, Result};
-use petl_ast::model::{LoadOptions, PositionMode};
+use petl_ast::model::LoadOptions;
 use petl_ast::petl::{MethodArgs, PetlModel};
 
 use crate::model_source::ModelArgs;
@@ -34,11 +34,7 @@ pub fn run(args: Args) -> Result<()> {
         .to_config(config.hidden_size, config.num_hidden_layers)?;
     let options = LoadOptions {
         max_length: args.max_length,
-        position: if petl.paper_compat {
-            PositionMode::Zero
-        } else {
-            PositionMode::Adapt
-        },
+        position: petl.position_mode(),
         new_head: None,
     };
     let ast = checkpoint

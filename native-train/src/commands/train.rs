@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use petl_ast::audio::{AudioLimits, FeatureExtractor};
 use petl_ast::data::{self, Clip, Splits};
 use petl_ast::io::write_atomic;
-use petl_ast::model::{LoadOptions, PositionMode};
+use petl_ast::model::LoadOptions;
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlModel};
 use petl_ast::train::{
@@ -200,11 +200,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let options = LoadOptions {
         max_length: Some(args.max_length),
-        position: if petl.paper_compat {
-            PositionMode::Zero
-        } else {
-            PositionMode::Adapt
-        },
+        position: petl.position_mode(),
         new_head: None,
     };
     let ast = checkpoint.load_backbone(&options, &device)?;
