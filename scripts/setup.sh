@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
 # espeak-ng and sox for generated speech, binaryen for wasm-opt.
-APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config"
+APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config nodejs npm"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -29,6 +29,19 @@ WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); p
 if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$WB_VERSION" ]; then
   echo "setup: installing wasm-bindgen-cli $WB_VERSION"
   cargo install -q wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+# trunk builds the web app (0.22 needs a newer rustc than this project's 1.95).
+TRUNK_VERSION=0.21.14
+if ! command -v trunk >/dev/null || [ "$(trunk --version | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
+  echo "setup: installing trunk $TRUNK_VERSION"
+  cargo install -q trunk --version "$TRUNK_VERSION" --locked
+fi
+
+# playwright-core drives the Debian chromium in the web end-to-end test (no browser download).
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  echo "setup: installing the e2e test's npm packages"
+  npm ci --prefix tests/e2e --no-audit --no-fund --silent
 fi
 
 cargo fetch -q

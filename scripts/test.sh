@@ -12,10 +12,11 @@ cargo test --release --workspace
 echo "== the wgpu backend compiles (CI has no GPU; CUDA needs an LLVM download at build time)"
 cargo check --release -p native-train --features wgpu
 
-echo "== wasm build of the root crate"
-cargo build --release --lib --target wasm32-unknown-unknown
-
-echo "== wasm tests in headless Chromium"
+echo "== wasm tests in headless Chromium (same features as the web app, so the build is shared)"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
   WASM_BINDGEN_TEST_TIMEOUT=600 \
-  cargo test --release --target wasm32-unknown-unknown --test wasm
+  cargo test --release --target wasm32-unknown-unknown --features wgpu --test wasm
+
+echo "== web app: trunk build, then end-to-end in headless Chromium (WebGPU on SwiftShader, CPU fallback)"
+trunk build --release
+node tests/e2e/web.test.mjs

@@ -8,7 +8,9 @@
 //! - [`model`]: the AST, equal to Hugging Face `ASTForAudioClassification`, loaded from
 //!   `config.json` + `model.safetensors`.
 //! - [`petl`]: every PETL method of the paper under one [`petl::PetlConfig`].
+//! - [`personalise`]: few-shot personalisation (the web page's recipe).
 //! - [`backend`]: choosing the compute device at run time.
+//! - `web` (wasm only): the browser API behind the page in `www/`.
 
 pub mod audio;
 pub mod backend;
@@ -16,9 +18,12 @@ pub mod data;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;
 pub mod model;
+pub mod personalise;
 pub mod petl;
 pub mod pipeline;
 pub mod train;
+#[cfg(target_family = "wasm")]
+pub mod web;
 
 #[cfg(all(feature = "hub", not(target_family = "wasm")))]
 pub mod hub;

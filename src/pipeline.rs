@@ -1,7 +1,6 @@
 //! From audio to labels: the feature extractor and the model together, as the CLI and the web app
 //! use them.
 
-use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::audio::{Audio, AudioError, FeatureExtractor};
@@ -158,6 +157,16 @@ impl Classifier {
         Self::assemble(checkpoint, Network::Petl(model), labels, false, device)
     }
 
+    /// A classifier around a model trained here (e.g. personalised in the browser).
+    pub fn from_petl(
+        checkpoint: &Checkpoint,
+        model: PetlModel,
+        labels: Vec<String>,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        Self::assemble(checkpoint, Network::Petl(model), labels, false, device)
+    }
+
     fn assemble(
         checkpoint: &Checkpoint,
         model: Network,
@@ -202,18 +211,30 @@ impl Classifier {
         rows(logits)
     }
 
+    /// Logits of each clip, read back asynchronously (WebGPU in the browser has no blocking
+    /// readback).
+    pub async fn logits_async(&self, features: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> {
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logits = self.model.forward(self.batch(features));
+        let [_, n] = logits.dims();
+        let values = logits
+            .into_data_async()
+            .await
+            .map_err(|e| format!("reading the logits back from the device failed: {e:?}"))?
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("the logits are not f32: {e:?}"))?;
+        Ok(values.chunks(n.max(1)).map(<[f32]>::to_vec).collect())
+    }
+
     /// Scores of each label: softmax probabilities, or sigmoids for a multi-label model.
     pub fn scores(&self, logits: &[f32]) -> Vec<f32> {
-        let t = Tensor::<1>::from_data(
-            TensorData::new(logits.to_vec(), [logits.len()]),
-            &self.device,
-        );
-        let scores = if self.multi_label {
-            sigmoid(t)
+        if self.multi_label {
+            logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect()
         } else {
-            softmax(t, 0)
-        };
-        scores.into_data().try_to_vec::<f32>().unwrap_or_default()
+            softmax(logits)
+        }
     }
 
     /// The `k` best labels with their scores, best first.
@@ -259,4 +280,12 @@ pub fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, n] = t.dims();
     let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
     values.chunks(n.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+/// Softmax of `logits` (stable: the maximum is subtracted first).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
 }

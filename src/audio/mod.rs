@@ -20,10 +20,12 @@ mod mel;
 mod reduce;
 mod resample;
 mod riff;
+mod vad;
 mod wav;
 
 pub use error::AudioError;
 pub use extractor::{FeatureExtractor, FeatureExtractorConfig};
 pub use fbank::{Fbank, FbankConfig, Features, WindowType, ENERGY_FLOOR};
 pub use resample::{resample, to_16k, AST_SAMPLE_RATE};
+pub use vad::{Segmenter, SegmenterConfig, Utterance};
 pub use wav::{decode_wav, read_wav, Audio, AudioLimits, DEFAULT_MAX_SECONDS};

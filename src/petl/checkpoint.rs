@@ -41,7 +41,7 @@ const METHOD_ROOTS: &[&str] = &["hooks", "prompts", "head"];
 struct Collector {
     path: Vec<String>,
     trainable: Option<std::collections::HashSet<String>>,
-    out: Vec<(String, Vec<f32>, Vec<usize>)>,
+    out: Vec<(String, Tensor<1>, Vec<usize>)>,
     names: Vec<String>,
 }
 
@@ -68,8 +68,7 @@ impl ModuleVisitor for Collector {
                 if method || trainable.contains(&name) {
                     let t = param.val();
                     let shape = t.dims().to_vec();
-                    let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
-                    self.out.push((name, values, shape));
+                    self.out.push((name, t.flatten::<1>(0, D - 1), shape));
                 }
             }
         }
@@ -118,6 +117,21 @@ impl ModuleMapper for Loader<'_> {
     }
 }
 
+/// The safetensors bytes of an adapter file.
+fn encode_adapter(
+    values: Vec<(String, Vec<f32>, Vec<usize>)>,
+    metadata: &AdapterMetadata,
+) -> Vec<u8> {
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("version".to_string(), VERSION.to_string());
+    meta.insert(
+        "petl_ast".to_string(),
+        serde_json::to_string(metadata).expect("metadata serialises"),
+    );
+    serialize_f32(values, meta)
+}
+
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -128,8 +142,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl PetlModel {
-    /// Serialises the trained tensors with `metadata` into safetensors bytes.
-    pub fn adapter_bytes(&self, metadata: &AdapterMetadata) -> Vec<u8> {
+    /// The tensors an adapter file holds, flattened, with their names and shapes (not read back
+    /// from the device yet).
+    pub fn adapter_tensors(&self) -> Vec<(String, Tensor<1>, Vec<usize>)> {
         let mut first = Collector {
             path: Vec::new(),
             trainable: None,
@@ -144,14 +159,37 @@ impl PetlModel {
             names: Vec::new(),
         };
         self.visit(&mut second);
-        let mut meta = HashMap::new();
-        meta.insert("format".to_string(), FORMAT.to_string());
-        meta.insert("version".to_string(), VERSION.to_string());
-        meta.insert(
-            "petl_ast".to_string(),
-            serde_json::to_string(metadata).expect("metadata serialises"),
-        );
-        serialize_f32(second.out, meta)
+        second.out
+    }
+
+    /// Serialises the trained tensors with `metadata` into safetensors bytes (blocking readback).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn adapter_bytes(&self, metadata: &AdapterMetadata) -> Vec<u8> {
+        let values = self
+            .adapter_tensors()
+            .into_iter()
+            .map(|(name, t, shape)| {
+                let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
+                (name, values, shape)
+            })
+            .collect();
+        encode_adapter(values, metadata)
+    }
+
+    /// [`Self::adapter_bytes`] with asynchronous readback (WebGPU in the browser).
+    pub async fn adapter_bytes_async(&self, metadata: &AdapterMetadata) -> Result<Vec<u8>, String> {
+        let mut values = Vec::new();
+        for (name, t, shape) in self.adapter_tensors() {
+            let data = t
+                .into_data_async()
+                .await
+                .map_err(|e| format!("reading `{name}` back from the device failed: {e:?}"))?;
+            let data = data
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("`{name}` is not f32: {e:?}"))?;
+            values.push((name, data, shape));
+        }
+        Ok(encode_adapter(values, metadata))
     }
 
     /// Builds the model an adapter file describes on `base` (the backbone of the checkpoint whose

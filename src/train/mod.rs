@@ -2,11 +2,13 @@
 
 pub mod hyper;
 pub mod schedule;
+pub mod session;
 pub mod specaug;
 pub mod trainer;
 
 pub use hyper::OptimizerConfig;
 pub use schedule::CosineSchedule;
+pub use session::{PendingStep, StepReport, TrainSession};
 pub use specaug::SpecAugment;
 pub use trainer::{
     evaluate, train, Classifier, EpochMetrics, Example, Progress, TrainConfig, TrainError,

@@ -153,7 +153,7 @@ pub fn evaluate<M: Classifier>(
         let predicted = logits
             .argmax(1)
             .into_data()
-            .try_to_vec::<i64>()
+            .try_into_vec_as::<i64>()
             .unwrap_or_default();
         for (p, e) in predicted.iter().zip(chunk) {
             correct += usize::from(*p as usize == e.label);
@@ -171,7 +171,7 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     (log_softmax(logits, 1) * one_hot).sum().neg() / batch as f64
 }
 
-fn batch(
+pub(crate) fn batch(
     chunk: &[Example],
     [frames, mel]: [usize; 2],
     device: &Device,
@@ -249,7 +249,7 @@ pub fn train<M: Classifier>(
                 .clone()
                 .argmax(1)
                 .into_data()
-                .try_to_vec::<i64>()
+                .try_into_vec_as::<i64>()
                 .unwrap_or_default();
             correct += predicted
                 .iter()

@@ -52,7 +52,16 @@ pub struct Args {
 struct FileResult {
     file: String,
     logits: Vec<f32>,
+    /// The top-k labels, best first.
     labels: Vec<String>,
+    /// The same with their scores (softmax, or sigmoid for multi-label models).
+    top: Vec<Scored>,
+}
+
+#[derive(Serialize)]
+struct Scored {
+    label: String,
+    score: f32,
 }
 
 /// Runs `classify`.
@@ -107,15 +116,16 @@ pub fn run(args: Args) -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         for (path, logits) in chunk.iter().zip(classifier.logits(&inputs)) {
-            let labels = classifier
+            let top: Vec<Scored> = classifier
                 .top_k(&logits, args.top_k)
                 .into_iter()
-                .map(|(label, _)| label)
+                .map(|(label, score)| Scored { label, score })
                 .collect();
             results.push(FileResult {
                 file: path.display().to_string(),
                 logits,
-                labels,
+                labels: top.iter().map(|s| s.label.clone()).collect(),
+                top,
             });
         }
     }

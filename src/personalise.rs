@@ -1,0 +1,249 @@
+//! Few-shot personalisation: a handful of clips per new class turned into a PETL training run on
+//! a checkpoint's backbone. The recipe the web page uses; the native tests run the same code.
+//!
+//! ```text
+//! clips (16 kHz) ──fbank──▶ examples ──▶ PetlModel(adapter | LoRA | linear) ──TrainSession──▶ Classifier
+//! ```
+
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{FeatureExtractor, AST_SAMPLE_RATE};
+use crate::model::{Checkpoint, LoadError, LoadOptions};
+use crate::petl::checkpoint::sha256_hex;
+use crate::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
+use crate::train::{Example, OptimizerConfig, TrainConfig, TrainError, TrainSession};
+
+/// The methods offered for personalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonaliseMethod {
+    /// Parallel Bottleneck adapter after each FFN input (Pfeiffer placement), the default.
+    Adapter,
+    /// LoRA on the query and value projections.
+    Lora,
+    /// Linear probe: only the final LayerNorm and the head train.
+    Linear,
+}
+
+impl FromStr for PersonaliseMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "adapter" | "bottleneck" => Ok(Self::Adapter),
+            "lora" => Ok(Self::Lora),
+            "linear" => Ok(Self::Linear),
+            other => Err(format!(
+                "unknown personalisation method \"{other}\" (expected adapter, lora or linear)"
+            )),
+        }
+    }
+}
+
+/// The largest reduction rate ≤ 64 that divides `d` and keeps at least 8 hidden units.
+fn reduction_rate(d: usize) -> usize {
+    (1..=64)
+        .rev()
+        .find(|rr| d % rr == 0 && d / rr >= 8)
+        .unwrap_or(1)
+}
+
+impl PersonaliseMethod {
+    /// The method's [`PetlConfig`] for a backbone of width `d` and `layers` layers.
+    pub fn petl_config(self, d: usize, layers: usize) -> Result<PetlConfig, String> {
+        let rr = reduction_rate(d);
+        let args = match self {
+            Self::Adapter => MethodArgs {
+                adapter_type: AdapterType::Pfeiffer,
+                seq_or_par: crate::petl::Insertion::Parallel,
+                reduction_rate: rr,
+                ..MethodArgs::for_method(Method::Adapter)
+            },
+            Self::Lora => MethodArgs {
+                reduction_rate_lora: rr,
+                ..MethodArgs::for_method(Method::Lora)
+            },
+            Self::Linear => MethodArgs::for_method(Method::Linear),
+        };
+        args.to_config(d, layers).map_err(|e| e.to_string())
+    }
+}
+
+/// What a personalisation run needs besides the clips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonaliseOptions {
+    /// The method.
+    pub method: PersonaliseMethod,
+    /// Passes over the clips.
+    pub epochs: usize,
+    /// Clips per step.
+    pub batch_size: usize,
+    /// Peak learning rate; `None` takes the paper's for the method.
+    pub lr: Option<f64>,
+    /// Input length cap in frames (the backbone's `max_length` if smaller).
+    pub max_length: usize,
+    /// Seed of the head/adapter initialisation order and shuffling.
+    pub seed: u64,
+}
+
+impl Default for PersonaliseOptions {
+    fn default() -> Self {
+        Self {
+            method: PersonaliseMethod::Adapter,
+            epochs: 20,
+            batch_size: 8,
+            lr: None,
+            max_length: 200,
+            seed: 0,
+        }
+    }
+}
+
+/// Why personalisation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PersonaliseError {
+    /// Fewer than two classes, or a class without clips.
+    #[error("{0}")]
+    Classes(String),
+    /// The backbone does not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The method does not fit the backbone.
+    #[error("{0}")]
+    Method(String),
+    /// The clips cannot be trained on.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}
+
+/// A personalisation run in progress.
+pub struct Personalisation {
+    /// The training, one step at a time.
+    pub session: TrainSession<PetlModel>,
+    /// Names of the new classes.
+    pub labels: Vec<String>,
+    /// Everything an adapter file records about the run.
+    pub metadata: AdapterMetadata,
+    /// Turns clips into inputs of the trained model.
+    pub extractor: FeatureExtractor,
+}
+
+impl Personalisation {
+    /// Prepares training on `clips` (16 kHz samples, class index) for `labels`, on the backbone
+    /// of `checkpoint` named `base_name`; `device` must be an autodiff device.
+    pub fn start(
+        checkpoint: &Checkpoint,
+        base_name: &str,
+        clips: &[(Vec<f32>, usize)],
+        labels: Vec<String>,
+        options: &PersonaliseOptions,
+        device: &Device,
+    ) -> Result<Self, PersonaliseError> {
+        if labels.len() < 2 {
+            return Err(PersonaliseError::Classes(
+                "add at least two classes to personalise".into(),
+            ));
+        }
+        for (i, name) in labels.iter().enumerate() {
+            if !clips.iter().any(|(_, l)| *l == i) {
+                return Err(PersonaliseError::Classes(format!(
+                    "class \"{name}\" has no clips yet"
+                )));
+            }
+        }
+        if let Some((_, l)) = clips.iter().find(|(_, l)| *l >= labels.len()) {
+            return Err(PersonaliseError::Classes(format!(
+                "a clip has class index {l} but there are only {} classes",
+                labels.len()
+            )));
+        }
+        let config = &checkpoint.config;
+        let petl = options
+            .method
+            .petl_config(config.hidden_size, config.num_hidden_layers)
+            .map_err(PersonaliseError::Method)?;
+        let max_length = options.max_length.min(config.max_length).max(16);
+        let load = LoadOptions {
+            max_length: Some(max_length),
+            position: petl.position_mode(),
+            new_head: None,
+        };
+        let ast = checkpoint.load_backbone(&load, device)?;
+        let model = PetlModel::new(ast, config, &petl, labels.len(), device)
+            .map_err(|e| PersonaliseError::Method(e.to_string()))?;
+        let mut extractor_config = checkpoint.preprocessor.clone();
+        extractor_config.max_length = max_length;
+        extractor_config.num_mel_bins = config.num_mel_bins;
+        let extractor = FeatureExtractor::new(extractor_config)
+            .map_err(|e| PersonaliseError::Method(e.to_string()))?;
+        let examples: Vec<Example> = clips
+            .iter()
+            .map(|(samples, label)| Example {
+                features: extractor.extract(samples),
+                label: *label,
+            })
+            .collect();
+        let mut optimizer = OptimizerConfig::paper(&petl);
+        if let Some(lr) = options.lr {
+            optimizer.lr = lr;
+        }
+        let train = TrainConfig {
+            epochs: options.epochs.max(1),
+            batch_size: options.batch_size.clamp(1, examples.len()),
+            optimizer,
+            seed: options.seed,
+            spec_augment: None,
+            max_bad_steps: 5,
+            warmup_steps: 0,
+        };
+        let shape = [max_length, config.num_mel_bins];
+        let session = TrainSession::new(model, examples, shape, train)?;
+        let metadata = AdapterMetadata {
+            petl,
+            base_model: base_name.to_string(),
+            base_sha256: sha256_hex(&checkpoint.weights),
+            labels: labels.clone(),
+            max_length,
+        };
+        Ok(Self {
+            session,
+            labels,
+            metadata,
+            extractor,
+        })
+    }
+}
+
+/// Sample rate the clips must have.
+pub const SAMPLE_RATE: u32 = AST_SAMPLE_RATE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduction_rates_keep_eight_hidden_units() {
+        assert_eq!(reduction_rate(768), 64);
+        assert_eq!(reduction_rate(128), 16);
+        assert_eq!(reduction_rate(64), 8);
+        assert_eq!(reduction_rate(12), 1);
+    }
+
+    #[test]
+    fn methods_parse_and_configure() {
+        let a: PersonaliseMethod = "Adapter".parse().unwrap();
+        let c = a.petl_config(128, 4).unwrap();
+        assert_eq!(c.adapters.len(), 1);
+        let l = "lora"
+            .parse::<PersonaliseMethod>()
+            .unwrap()
+            .petl_config(128, 4)
+            .unwrap();
+        assert!(l.lora.is_some());
+        let p = PersonaliseMethod::Linear.petl_config(128, 4).unwrap();
+        assert!(p.adapters.is_empty() && p.lora.is_none());
+        assert!("prompt".parse::<PersonaliseMethod>().is_err());
+    }
+}

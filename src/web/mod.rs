@@ -1,0 +1,30 @@
+//! The browser API (wasm-bindgen) behind the web page in `www/`.
+//!
+//! - [`audio`]: wav decoding, the log-Mel spectrogram and utterance detection for the page's
+//!   main thread (the same code as the native CLI).
+//! - [`engine`]: the model in a Web Worker: load a checkpoint, classify clips, personalise with a
+//!   few clips per class one step at a time, export and import adapter files.
+//!
+//! Every function that can fail returns a `JsError` whose message is meant for the page to show.
+
+pub mod audio;
+pub mod engine;
+
+use wasm_bindgen::prelude::*;
+
+/// Installs a panic hook that logs Rust panics to the console (called once per instance).
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The crate version, shown on the page.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Turns any displayable error into a `JsError`.
+pub(crate) fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}

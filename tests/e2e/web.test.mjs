@@ -1,0 +1,344 @@
+// End-to-end test of the web app in headless Chromium (Debian `chromium`, driven by
+// playwright-core), against the trunk build in dist/ served on 127.0.0.1.
+//
+//   1. The fake microphone plays a held-out FSDD test clip; the page shows its digit as top-1.
+//   2. Personalisation on WebGPU (SwiftShader): three words spoken by espeak-ng in several
+//      voices, 4 clips per word uploaded, trained in the page; held-out clips of each word are
+//      classified correctly (≥ 2 of 3 per word). The page's scores match the native CLI within
+//      1e-3 on the same wav.
+//   3. Export → reload (IndexedDB restores classes and adapter) → import gives the same
+//      predictions.
+//   4. The same personalisation on the CPU fallback (WebGPU disabled), plus the error messages
+//      for a denied microphone and a truncated model file.
+//
+// Screenshots of the main states and a timing summary (web-bench.json) go to $E2E_OUT
+// (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu]
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const DIST = join(ROOT, 'dist');
+const FSDD = resolve(ROOT, process.env.FSDD_DIR || '../shared/data/fsdd/recordings');
+const TARGET = process.env.CARGO_TARGET_DIR || join(process.env.HOME, '.cache/petl-ast-target');
+const OUT = process.env.E2E_OUT || join(TARGET, 'e2e');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const NATIVE = process.env.NATIVE_TRAIN || join(TARGET, 'release', 'native-train');
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+mkdirSync(OUT, { recursive: true });
+const WORK = mkdtempSync(join(tmpdir(), 'petl-e2e-'));
+const bench = { wasm_bytes: 0 };
+
+function log(...args) {
+  console.log('[e2e]', ...args);
+}
+
+// ---------------------------------------------------------------- static server
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css',
+  '.safetensors': 'application/octet-stream', '.jsonl': 'application/json',
+};
+const requests = [];
+
+function serve() {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    requests.push(path);
+    let file = join(DIST, path === '/' ? 'index.html' : path);
+    if (!file.startsWith(DIST) || !existsSync(file) || statSync(file).isDirectory()) {
+      res.writeHead(404);
+      res.end('not found');
+      return;
+    }
+    const body = readFileSync(file);
+    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+// ---------------------------------------------------------------- audio
+
+function sh(cmd, args) {
+  return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}
+
+// The fake microphone loops its file: a digit between two seconds of silence.
+function micFile(clip) {
+  const out = join(WORK, `mic-${clip}`);
+  sh('sox', [join(FSDD, clip), '-r', '16000', '-b', '16', out, 'pad', '1.5', '1.5']);
+  return out;
+}
+
+const WORDS = ['apple', 'river', 'seven'];
+const VOICES = ['en-us+m1', 'en-gb+f2', 'en-us+f3', 'en-gb-scotland+m3', 'en-029+f4', 'en-us+m7', 'en-gb-x-rp+f1'];
+const SPEEDS = [150, 135, 165, 145, 155, 140, 160];
+
+function speak() {
+  const files = {};
+  for (const word of WORDS) {
+    files[word] = VOICES.map((voice, i) => {
+      const out = join(WORK, `${word}-${i}.wav`);
+      sh('espeak-ng', ['-v', voice, '-s', String(SPEEDS[i]), '-w', out, word]);
+      return out;
+    });
+  }
+  return files; // 7 per word: the first 4 train, the last 3 test
+}
+
+// ---------------------------------------------------------------- page helpers
+
+async function launch({ webgpu, mic }) {
+  const args = [
+    '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
+  ];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  else args.push('--disable-features=WebGPU');
+  if (mic) args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${mic}`);
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+}
+
+async function open(browser, url) {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 900, height: 1400 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 180_000 }).catch(async (e) => {
+    await page.screenshot({ path: join(OUT, 'failed-start.png') });
+    throw new Error(`the page did not become ready: ${await page.textContent('#message')} ${errors.join(' | ')} (${e.message})`);
+  });
+  return { context, page, errors, startupMs: Date.now() - t0 };
+}
+
+async function shot(page, name) {
+  const path = join(OUT, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  log('screenshot', path);
+}
+
+async function topLabels(page) {
+  return page.$$eval('#predictions li', (lis) =>
+    lis.map((li) => ({ label: li.querySelector('.label').textContent, score: parseFloat(li.querySelector('.score').textContent) / 100 })),
+  );
+}
+
+// Classifies a wav file through the page's file input; resolves to the top labels.
+async function classifyFile(page, file) {
+  const before = await page.evaluate(() => document.querySelector('#status').textContent);
+  await page.setInputFiles('#classify-file', file);
+  await page.waitForFunction((b) => document.querySelector('#status').textContent !== b && document.querySelector('#status').textContent.startsWith('Classified'), before, { timeout: 120_000 });
+  return topLabels(page);
+}
+
+async function scoresOf(page, file) {
+  // Exact scores (the list shows one decimal): ask the worker-backed classifier via the page.
+  return page.evaluate(async (bytes) => {
+    const mod = await import('/petl-ast.js');
+    const samples = mod.decodeWav(new Uint8Array(bytes), 'clip.wav');
+    const { top } = await window.petlCall('classify', { samples, k: 5 });
+    return top;
+  }, [...readFileSync(file)]);
+}
+
+function nativeScores(file, adapter) {
+  const args = ['classify', '--json', '--top-k', '5', file];
+  if (adapter) args.splice(1, 0, '--adapter', adapter);
+  const out = JSON.parse(sh(NATIVE, args));
+  const entry = Array.isArray(out) ? out[0] : out;
+  return entry.top || entry.labels || entry.predictions;
+}
+
+function assertClose(web, native, what) {
+  const byLabel = new Map(native.map((p) => [p.label, p.score]));
+  for (const p of web) {
+    assert.ok(byLabel.has(p.label), `${what}: label ${p.label} missing natively`);
+    assert.ok(Math.abs(byLabel.get(p.label) - p.score) <= 1e-3, `${what}: ${p.label} ${p.score} (web) vs ${byLabel.get(p.label)} (native)`);
+  }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async function digitFromMicrophone(url) {
+  const clip = '3_jackson_0.wav'; // official test split: never trained on
+  const browser = await launch({ webgpu: true, mic: micFile(clip) });
+  try {
+    const { page, errors, startupMs } = await open(browser, url);
+    bench.webgpu_startup_ms = startupMs;
+    await shot(page, '1-start');
+    const t0 = Date.now();
+    await page.click('#record');
+    await page.waitForSelector('#predictions li', { timeout: 60_000 });
+    bench.mic_to_result_ms = Date.now() - t0;
+    const top = await topLabels(page);
+    await shot(page, '2-digit-from-microphone');
+    log('microphone digit:', JSON.stringify(top.slice(0, 3)));
+    assert.equal(top[0].label, clip[0], `the page heard ${top[0].label}, expected ${clip[0]}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function personalise(page, words, backend) {
+  for (const word of WORDS) {
+    await page.fill('#class-name', word);
+    await page.click('#class-form button[type=submit]');
+    await page.waitForSelector(`input[data-class-name="${word}"]`);
+    await page.setInputFiles(`input[data-class-name="${word}"]`, words[word].slice(0, 4));
+    await page.waitForFunction((w) => window.petl.classes.find((c) => c.name === w)?.clips.length === 4, word);
+  }
+  await shot(page, `3-classes-${backend}`);
+  await page.fill('#epochs', '20');
+  await page.click('#train');
+  await page.waitForFunction(() => window.petl.trained && !window.petl.training, null, { timeout: 600_000 });
+  const training = await page.evaluate(() => window.petl.lastTraining);
+  await shot(page, `4-trained-${backend}`);
+  log(`${backend}: trained ${training.total_steps} steps in ${training.seconds.toFixed(1)} s, last loss ${training.last.loss.toFixed(3)}`);
+  bench[`${backend}_train_seconds`] = training.seconds;
+  bench[`${backend}_step_ms`] = (1000 * training.seconds) / training.total_steps;
+  bench[`${backend}_steps`] = training.total_steps;
+  const predictions = {};
+  for (const word of WORDS) {
+    predictions[word] = [];
+    for (const file of words[word].slice(4)) {
+      const top = await classifyFile(page, file);
+      predictions[word].push(top[0].label);
+    }
+    const right = predictions[word].filter((p) => p === word).length;
+    log(`${backend}: held-out "${word}" → ${predictions[word].join(', ')}`);
+    assert.ok(right >= 2, `${backend}: only ${right} of 3 held-out "${word}" clips classified as "${word}"`);
+  }
+  await shot(page, `5-personal-prediction-${backend}`);
+  return predictions;
+}
+
+async function webgpuScenario(url, words) {
+  const browser = await launch({ webgpu: true });
+  try {
+    let { page, errors } = await open(browser, url);
+    const backend = await page.textContent('#backend');
+    log('backend:', backend);
+    assert.match(backend, /WebGPU/);
+
+    // Same numbers as native on the same wav (bundled model, its own labels).
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    const t0 = Date.now();
+    const web = await scoresOf(page, digit);
+    bench.webgpu_first_classification_ms = Date.now() - t0;
+    assertClose(web, nativeScores(digit), 'WebGPU vs native');
+
+    const predictions = await personalise(page, words, 'webgpu');
+    const reference = await scoresOf(page, words[WORDS[0]][4]);
+
+    // Export, then the page keeps classes and adapter across a reload.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+    const adapter = join(WORK, 'adapter.safetensors');
+    await download.saveAs(adapter);
+    log('exported adapter:', statSync(adapter).size, 'bytes');
+    // The adapter file works natively too, with the same numbers.
+    assertClose(reference, nativeScores(words[WORDS[0]][4], adapter), 'exported adapter: web vs native');
+
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 180_000 });
+    const restored = await page.evaluate(() => ({ classes: window.petl.classes.map((c) => c.clips.length), personal: window.petl.personal }));
+    assert.deepEqual(restored, { classes: [4, 4, 4], personal: true }, 'reload restores the classes and the adapter');
+    assertClose(await scoresOf(page, words[WORDS[0]][4]), reference, 'after reload');
+
+    // Forget everything, then import the exported file: same predictions.
+    page.on('dialog', (d) => d.accept());
+    await page.click('#forget');
+    await page.waitForFunction(() => window.petl.classes.length === 0 && !window.petl.personal);
+    await page.setInputFiles('#import', adapter);
+    await page.waitForFunction(() => window.petl.personal, null, { timeout: 60_000 });
+    assertClose(await scoresOf(page, words[WORDS[0]][4]), reference, 'after import');
+    for (const word of WORDS) {
+      const top = await classifyFile(page, words[word][4]);
+      assert.equal(top[0].label, predictions[word][0], `import changed the prediction of ${word}`);
+    }
+    await shot(page, '6-imported');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function cpuScenario(url, words) {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors, startupMs } = await open(browser, url);
+    bench.cpu_startup_ms = startupMs;
+    const backend = await page.textContent('#backend');
+    log('backend:', backend);
+    assert.match(backend, /CPU/);
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    const t0 = Date.now();
+    assertClose(await scoresOf(page, digit), nativeScores(digit), 'CPU wasm vs native');
+    bench.cpu_first_classification_ms = Date.now() - t0;
+    await personalise(page, words, 'cpu');
+
+    // Error messages: no microphone permission (no fake UI in this browser), a truncated model.
+    await page.click('#record');
+    await page.waitForSelector('#message:not([hidden])', { timeout: 30_000 });
+    const micMessage = await page.textContent('#message');
+    log('microphone message:', micMessage);
+    assert.match(micMessage, /microphone/i);
+    const model = join(ROOT, 'www/models/fsdd-ast-tiny');
+    const truncated = join(WORK, 'model.safetensors');
+    writeFileSync(truncated, readFileSync(join(model, 'model.safetensors')).subarray(0, 100_000));
+    await page.click('summary');
+    await page.setInputFiles('#model-files', [join(model, 'config.json'), truncated]);
+    await page.waitForFunction(() => /Could not load the model files/.test(document.querySelector('#message').textContent), null, { timeout: 30_000 });
+    const modelMessage = await page.textContent('#message');
+    log('truncated model message:', modelMessage);
+    assert.match(modelMessage, /model\.safetensors/);
+    await shot(page, '7-errors-cpu');
+    assert.deepEqual(errors.filter((e) => !/Permission|NotAllowed|Failed to load resource/.test(e)), []);
+  } finally {
+    await browser.close();
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  assert.ok(existsSync(join(DIST, 'index.html')), 'dist/ is missing: run `trunk build --release` first');
+  assert.ok(existsSync(NATIVE), `${NATIVE} is missing: run \`cargo build --release -p native-train\` first`);
+  const wasm = readFileSync(join(DIST, 'index.html'), 'utf8') && statSync(join(DIST, 'petl-ast_bg.wasm'));
+  bench.wasm_bytes = wasm.size;
+  const server = await serve();
+  const url = `http://127.0.0.1:${server.address().port}/`;
+  log('serving dist/ at', url, '— screenshots in', OUT);
+  const words = speak();
+  try {
+    if (!only || only === 'webgpu') {
+      await digitFromMicrophone(url);
+      await webgpuScenario(url, words);
+    }
+    if (!only || only === 'cpu') await cpuScenario(url, words);
+    const foreign = requests.filter((r) => !existsSync(join(DIST, r)) && r !== '/');
+    assert.deepEqual(foreign, [], 'the page asked for files that do not exist');
+  } finally {
+    server.close();
+  }
+  writeFileSync(join(OUT, 'web-bench.json'), JSON.stringify(bench, null, 2));
+  log('timings:', JSON.stringify(bench));
+  log('all web tests passed');
+}
+
+main().catch((e) => {
+  console.error('[e2e] FAILED:', e.message);
+  process.exit(1);
+});

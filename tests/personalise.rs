@@ -1,0 +1,189 @@
+//! The web page's personalisation recipe, run natively on real speech: the bundled demo backbone
+//! (trained on four FSDD speakers) learns three digits of a speaker it never heard from four clips
+//! each, one [`TrainSession`] step at a time as the page drives it; the adapter file it exports
+//! loads back to the same logits. Also: the utterance detector on real recordings.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use petl_ast::audio::{read_wav, to_16k, AudioLimits, Segmenter, SegmenterConfig};
+use petl_ast::model::Checkpoint;
+use petl_ast::personalise::{Personalisation, PersonaliseMethod, PersonaliseOptions};
+use petl_ast::pipeline::Classifier;
+
+fn fsdd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fsdd/recordings")
+}
+
+fn clip(name: &str) -> Vec<f32> {
+    let audio = read_wav(&fsdd().join(name), &AudioLimits::default()).unwrap();
+    to_16k(audio).unwrap()
+}
+
+fn demo() -> Checkpoint {
+    Checkpoint::from_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/fsdd-ast-tiny"))
+        .unwrap()
+}
+
+#[allow(deprecated)]
+fn device() -> Device {
+    Device::ndarray()
+}
+
+const DIGITS: [&str; 3] = ["2", "5", "8"];
+
+fn run(method: PersonaliseMethod) -> (Checkpoint, Classifier, Personalisation) {
+    let checkpoint = demo();
+    let mut clips = Vec::new();
+    for (label, digit) in DIGITS.iter().enumerate() {
+        for index in 10..14 {
+            clips.push((clip(&format!("{digit}_theo_{index}.wav")), label));
+        }
+    }
+    let options = PersonaliseOptions {
+        method,
+        epochs: 20,
+        ..PersonaliseOptions::default()
+    };
+    let labels = DIGITS.iter().map(|d| format!("digit {d}")).collect();
+    let mut run = Personalisation::start(
+        &checkpoint,
+        "fsdd-ast-tiny",
+        &clips,
+        labels,
+        &options,
+        &device().autodiff(),
+    )
+    .unwrap();
+    let mut losses = Vec::new();
+    while let Some(step) = run.session.step() {
+        let step = step.unwrap();
+        assert!(!step.skipped);
+        losses.push(step.loss);
+    }
+    assert_eq!(losses.len(), run.session.total_steps());
+    let first = losses[..3].iter().sum::<f64>() / 3.0;
+    let last = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    assert!(last < first * 0.5, "loss {first:.3} → {last:.3}");
+    let model = run.session.model().clone().valid();
+    let classifier =
+        Classifier::from_petl(&checkpoint, model, run.labels.clone(), &device()).unwrap();
+    (checkpoint, classifier, run)
+}
+
+fn held_out_accuracy(classifier: &Classifier) -> Vec<usize> {
+    DIGITS
+        .iter()
+        .enumerate()
+        .map(|(label, digit)| {
+            let features: Vec<Vec<f32>> = (0..3)
+                .map(|i| {
+                    classifier
+                        .extractor
+                        .extract(&clip(&format!("{digit}_theo_{i}.wav")))
+                })
+                .collect();
+            classifier
+                .logits(&features)
+                .iter()
+                .filter(|l| classifier.top_k(l, 1)[0].0 == classifier.labels[label])
+                .count()
+        })
+        .collect()
+}
+
+#[test]
+fn adapter_learns_a_new_speaker_from_four_clips_per_class() {
+    let (checkpoint, classifier, run) = run(PersonaliseMethod::Adapter);
+    let right = held_out_accuracy(&classifier);
+    assert!(
+        right.iter().all(|&r| r >= 2),
+        "correct of 3 per class: {right:?}"
+    );
+
+    // The exported adapter file loads back onto the backbone with the same logits.
+    let petl_ast::pipeline::Network::Petl(model) = &classifier.model else {
+        panic!("a personalised classifier wraps a PetlModel")
+    };
+    let bytes = model.adapter_bytes(&run.metadata);
+    let reloaded = Classifier::with_adapter(&checkpoint, &bytes, "adapter", &device()).unwrap();
+    assert_eq!(reloaded.labels, classifier.labels);
+    let features = vec![classifier.extractor.extract(&clip("5_theo_1.wav"))];
+    let (a, b) = (classifier.logits(&features), reloaded.logits(&features));
+    let diff = a[0]
+        .iter()
+        .zip(&b[0])
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-5, "{diff}");
+}
+
+#[test]
+fn lora_and_linear_probe_also_learn() {
+    for method in [PersonaliseMethod::Lora, PersonaliseMethod::Linear] {
+        let (_, classifier, _) = run(method);
+        let right: usize = held_out_accuracy(&classifier).iter().sum();
+        assert!(right >= 6, "{method:?}: {right} of 9 held-out clips");
+    }
+}
+
+#[test]
+fn personalisation_refuses_bad_class_setups() {
+    let checkpoint = demo();
+    let options = PersonaliseOptions::default();
+    let ad = device().autodiff();
+    let one = vec![(clip("1_theo_10.wav"), 0)];
+    let err = Personalisation::start(&checkpoint, "demo", &one, vec!["a".into()], &options, &ad)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("at least two classes"), "{err}");
+    let err = Personalisation::start(
+        &checkpoint,
+        "demo",
+        &one,
+        vec!["a".into(), "b".into()],
+        &options,
+        &ad,
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("\"b\" has no clips"), "{err}");
+}
+
+#[test]
+fn detector_finds_each_word_in_a_stream_of_real_speech() {
+    let words = ["3_theo_5.wav", "7_yweweler_2.wav", "0_george_3.wav"];
+    let mut stream = vec![0.0f32; 16000];
+    let mut lengths = Vec::new();
+    for w in words {
+        let c = clip(w);
+        lengths.push(c.len());
+        stream.extend(c);
+        stream.extend(vec![0.0f32; 12000]);
+    }
+    // A little background noise, as a microphone has.
+    for (i, x) in stream.iter_mut().enumerate() {
+        *x += 0.0005 * (((i * 7919) % 101) as f32 / 50.0 - 1.0);
+    }
+    let mut seg = Segmenter::new(SegmenterConfig::speech(16000));
+    let found: Vec<_> = stream.chunks(1600).flat_map(|c| seg.push(c)).collect();
+    assert_eq!(
+        found.len(),
+        3,
+        "{:?}",
+        found.iter().map(|u| u.samples.len()).collect::<Vec<_>>()
+    );
+    for (u, len) in found.iter().zip(lengths) {
+        // Each cut holds most of its recording and not much more.
+        assert!(
+            u.samples.len() as f64 > 0.5 * len as f64,
+            "{} vs {len}",
+            u.samples.len()
+        );
+        assert!(
+            u.samples.len() < len + 16000,
+            "{} vs {len}",
+            u.samples.len()
+        );
+    }
+}

@@ -1,0 +1,735 @@
+// The page: microphone, spectrogram, classification results and the personalisation workflow.
+// Audio front-end code (wav decoding, fbank, utterance detection) runs here from the same Rust
+// crate as the native CLI; the model lives in a Web Worker (www/worker.js).
+import init, { decodeWav, spectrogram, UtteranceDetector, version } from '../petl-ast.js';
+import * as store from './store.js';
+
+const $ = (id) => document.getElementById(id);
+const DEMO = { name: 'fsdd-ast-tiny (bundled demo: spoken digits)', base: 'www/models/fsdd-ast-tiny/' };
+const MODEL_CACHE = 'petl-ast-models';
+const SAMPLE_RATE = 16000;
+const params = new URLSearchParams(location.search);
+
+const state = {
+  model: null, // info from the engine
+  modelName: '',
+  classes: [], // {name, clips: [Float32Array]}
+  capture: null, // null | 'once' | 'listen' | {className}
+  personal: false,
+  trained: false,
+  training: false,
+  mic: null,
+};
+// Read by the end-to-end tests.
+window.petl = state;
+window.petlCall = (type, payload) => call(type, payload);
+
+// ---------------------------------------------------------------- messages
+
+function show(text, kind = 'error') {
+  const el = $('message');
+  el.textContent = text;
+  el.className = kind === 'error' ? 'message' : 'message info';
+  el.hidden = !text;
+}
+
+function status(text) {
+  $('status').textContent = text;
+}
+
+function setBusy(busy) {
+  document.body.dataset.busy = busy ? '1' : '0';
+}
+
+// ---------------------------------------------------------------- worker RPC
+
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+let nextId = 1;
+const pending = new Map();
+let onProgress = () => {};
+
+worker.onmessage = (event) => {
+  const msg = event.data;
+  if (msg.type === 'progress') {
+    onProgress(msg);
+    return;
+  }
+  const p = pending.get(msg.id);
+  if (!p) return;
+  pending.delete(msg.id);
+  if (msg.ok) p.resolve(msg.result);
+  else p.reject(new Error(msg.error));
+};
+worker.onerror = (e) => show(`The model worker failed: ${e.message || 'unknown error'}`);
+
+function call(type, payload = {}, transfer = []) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, type, ...payload }, transfer);
+  });
+}
+
+// ---------------------------------------------------------------- model loading
+
+async function fetchWithProgress(url, label, onBytes) {
+  const cache = 'caches' in self ? await caches.open(MODEL_CACHE) : null;
+  let response = cache ? await cache.match(url) : undefined;
+  const cached = Boolean(response);
+  if (!response) {
+    response = await fetch(url);
+    if (!response.ok) throw new Error(`${label}: the server answered ${response.status} ${response.statusText} for ${url}`);
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    onBytes(received, total, cached);
+  }
+  if (total && received !== total) throw new Error(`${label}: the download stopped after ${received} of ${total} bytes; try again`);
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.length;
+  }
+  if (cache && !cached) {
+    await cache.put(url, new Response(bytes, { headers: { 'content-length': String(received) } }));
+  }
+  return bytes;
+}
+
+async function loadFromBase(base, name, withProgress) {
+  const bar = $('download-progress');
+  const text = $('download-text');
+  const t0 = performance.now();
+  const progress = (what) => (received, total, cached) => {
+    if (!withProgress) return;
+    bar.hidden = false;
+    bar.value = total ? received / total : 0;
+    const mb = (x) => (x / 1e6).toFixed(1);
+    text.textContent = `${what}: ${mb(received)}${total ? ` / ${mb(total)}` : ''} MB${cached ? ' (from cache)' : ''}`;
+  };
+  const config = new TextDecoder().decode(await fetchWithProgress(base + 'config.json', 'config.json', progress('config.json')));
+  let preprocessor;
+  try {
+    preprocessor = new TextDecoder().decode(
+      await fetchWithProgress(base + 'preprocessor_config.json', 'preprocessor_config.json', progress('preprocessor_config.json')),
+    );
+  } catch (_) {
+    preprocessor = undefined; // optional: the AST defaults apply
+  }
+  const weights = await fetchWithProgress(base + 'model.safetensors', 'model.safetensors', progress('model.safetensors'));
+  bar.hidden = true;
+  const downloadMs = performance.now() - t0;
+  return { ...(await loadModel(name, config, weights, preprocessor)), downloadMs };
+}
+
+async function loadModel(name, config, weights, preprocessor) {
+  status(`Loading ${name}…`);
+  const t0 = performance.now();
+  const info = await call('loadModel', { name, config, weights: weights.buffer, preprocessor }, [weights.buffer]);
+  state.model = info;
+  state.modelName = name;
+  state.personal = false;
+  state.trained = false;
+  $('model-name').textContent = `${name} — ${info.labels.length} labels, ${info.layers} layers, d=${info.hidden_size}`;
+  status(`Ready: ${name} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`);
+  $('use-personal').checked = false;
+  $('use-personal').disabled = true;
+  $('export').disabled = true;
+  $('record').disabled = false;
+  $('listen').disabled = false;
+  updateTrainButton();
+  await restoreAdapter();
+  return info;
+}
+
+async function loadDemo() {
+  return loadFromBase(DEMO.base, DEMO.name, false);
+}
+
+$('url-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  let base = $('model-url').value.trim();
+  if (!/^https?:\/\//.test(base)) {
+    show('Enter an http(s) URL of a folder holding config.json and model.safetensors.');
+    return;
+  }
+  if (!base.endsWith('/')) base += '/';
+  show('');
+  $('load-url').disabled = true;
+  try {
+    const name = base.replace(/^https?:\/\/(huggingface\.co\/)?/, '').replace(/\/resolve\/main\/$|\/$/, '');
+    await loadFromBase(base, name, true);
+  } catch (err) {
+    show(`Could not load the model: ${err.message}`);
+    status('Model not changed.');
+  } finally {
+    $('load-url').disabled = false;
+    $('download-progress').hidden = true;
+  }
+});
+
+$('model-files').addEventListener('change', async (e) => {
+  const files = [...e.target.files];
+  const find = (n) => files.find((f) => f.name === n);
+  const config = find('config.json');
+  const weights = find('model.safetensors') || files.find((f) => f.name.endsWith('.safetensors'));
+  if (!config || !weights) {
+    show('Pick both config.json and model.safetensors (and optionally preprocessor_config.json).');
+    return;
+  }
+  show('');
+  try {
+    const pre = find('preprocessor_config.json');
+    await loadModel(
+      weights.name === 'model.safetensors' ? 'local model' : weights.name,
+      await config.text(),
+      new Uint8Array(await weights.arrayBuffer()),
+      pre ? await pre.text() : undefined,
+    );
+  } catch (err) {
+    show(`Could not load the model files: ${err.message}`);
+  }
+});
+
+$('load-demo').addEventListener('click', async () => {
+  try {
+    await loadDemo();
+  } catch (err) {
+    show(`Could not load the demo model: ${err.message}`);
+  }
+});
+
+// ---------------------------------------------------------------- microphone
+
+let detector = null;
+let recent = new Float32Array(0); // last 3 s for the spectrogram
+let lastDraw = 0;
+let silentBlocks = 0;
+
+async function startMic() {
+  if (state.mic) return state.mic;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error('This browser cannot record audio here (the page needs https or localhost).');
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
+    });
+  } catch (err) {
+    if (err.name === 'NotAllowedError' || err.name === 'SecurityError') {
+      throw new Error('Microphone access was denied. Allow the microphone for this page in the browser settings, then try again.');
+    }
+    if (err.name === 'NotFoundError') throw new Error('No microphone was found.');
+    throw new Error(`The microphone could not start: ${err.message}`);
+  }
+  const context = new AudioContext({ sampleRate: SAMPLE_RATE });
+  await context.audioWorklet.addModule(new URL('./recorder-worklet.js', import.meta.url));
+  const source = context.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(context, 'recorder');
+  source.connect(node);
+  detector = new UtteranceDetector();
+  silentBlocks = 0;
+  node.port.onmessage = (event) => onAudio(event.data);
+  state.mic = { stream, context, node };
+  return state.mic;
+}
+
+function stopMic() {
+  if (!state.mic) return;
+  state.mic.stream.getTracks().forEach((t) => t.stop());
+  state.mic.context.close();
+  state.mic = null;
+  if (detector) detector.free();
+  detector = null;
+  $('level').style.width = '0';
+}
+
+function onAudio(block) {
+  let energy = 0;
+  let peak = 0;
+  for (const x of block) {
+    energy += x * x;
+    peak = Math.max(peak, Math.abs(x));
+  }
+  const rms = Math.sqrt(energy / block.length);
+  const db = 20 * Math.log10(rms + 1e-9);
+  $('level').style.width = `${Math.max(0, Math.min(100, ((db + 60) / 60) * 100))}%`;
+  silentBlocks = peak === 0 ? silentBlocks + 1 : 0;
+  if (silentBlocks === 30) show('No audio is being captured: the microphone delivers silence. Check that it is connected and not muted.');
+
+  const merged = new Float32Array(Math.min(recent.length + block.length, 3 * SAMPLE_RATE));
+  const keep = merged.length - block.length;
+  merged.set(recent.subarray(recent.length - keep), 0);
+  merged.set(block, keep);
+  recent = merged;
+  const now = performance.now();
+  if (now - lastDraw > 100) {
+    lastDraw = now;
+    drawSpectrogram(recent);
+  }
+  if (!detector) return;
+  for (const utterance of detector.push(block)) onUtterance(utterance);
+}
+
+function drawSpectrogram(samples) {
+  if (samples.length < 400) return;
+  const spec = spectrogram(samples);
+  const { frames, bins } = spec;
+  const values = spec.values;
+  spec.free();
+  const canvas = $('spectrogram');
+  const ctx = canvas.getContext('2d');
+  const width = 300;
+  const image = ctx.createImageData(width, bins);
+  let max = -Infinity;
+  for (const v of values) max = Math.max(max, v);
+  const min = max - 12; // 12 nats ≈ 52 dB of range
+  for (let x = 0; x < width; x++) {
+    const f = frames - width + x;
+    for (let b = 0; b < bins; b++) {
+      const v = f >= 0 ? (values[f * bins + b] - min) / (max - min) : 0;
+      const t = Math.max(0, Math.min(1, v));
+      const i = ((bins - 1 - b) * width + x) * 4;
+      image.data[i] = 255 * Math.min(1, t * 1.8);
+      image.data[i + 1] = 255 * Math.max(0, t * 1.6 - 0.6);
+      image.data[i + 2] = 255 * (t < 0.4 ? t * 1.5 : Math.max(0, 1.2 - t * 1.5));
+      image.data[i + 3] = 255;
+    }
+  }
+  const off = new OffscreenCanvas(width, bins);
+  off.getContext('2d').putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+}
+
+async function onUtterance(samples) {
+  const capture = state.capture;
+  if (!capture) return;
+  if (capture === 'once') {
+    state.capture = null;
+    $('record').textContent = '● Record a clip';
+    stopMic();
+    await classify(samples);
+  } else if (capture === 'listen') {
+    await classify(samples);
+  } else if (capture.className) {
+    state.capture = null;
+    stopMic();
+    await addClip(capture.className, samples);
+  }
+}
+
+$('record').addEventListener('click', async () => {
+  if (state.capture === 'once') {
+    state.capture = null;
+    const rest = detector && detector.flush();
+    stopMic();
+    $('record').textContent = '● Record a clip';
+    if (rest) await classify(rest);
+    return;
+  }
+  try {
+    show('');
+    await startMic();
+    state.capture = 'once';
+    $('record').textContent = '■ Stop (speak now)';
+    status('Listening for one sound…');
+  } catch (err) {
+    show(err.message);
+  }
+});
+
+$('listen').addEventListener('click', async () => {
+  const on = state.capture !== 'listen';
+  $('listen').setAttribute('aria-pressed', String(on));
+  if (!on) {
+    state.capture = null;
+    stopMic();
+    status('Stopped listening.');
+    return;
+  }
+  try {
+    show('');
+    await startMic();
+    state.capture = 'listen';
+    status('Listening continuously: every sound is classified.');
+  } catch (err) {
+    $('listen').setAttribute('aria-pressed', 'false');
+    show(err.message);
+  }
+});
+
+$('classify-file').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  e.target.value = '';
+  if (!file) return;
+  try {
+    const samples = decodeWav(new Uint8Array(await file.arrayBuffer()), file.name);
+    drawSpectrogram(samples);
+    await classify(samples);
+  } catch (err) {
+    show(err.message);
+  }
+});
+
+// ---------------------------------------------------------------- classification
+
+let firstClassification = null;
+
+async function classify(samples) {
+  try {
+    const { top, ms } = await call('classify', { samples, k: 5 });
+    if (firstClassification === null) firstClassification = performance.now();
+    renderPredictions(top);
+    status(`Classified ${(samples.length / SAMPLE_RATE).toFixed(2)} s of audio in ${ms.toFixed(0)} ms.`);
+    return top;
+  } catch (err) {
+    show(`Classification failed: ${err.message}`);
+    return null;
+  }
+}
+
+function renderPredictions(top) {
+  const list = $('predictions');
+  list.replaceChildren();
+  for (const { label, score } of top) {
+    const li = document.createElement('li');
+    li.className = 'pred';
+    const name = document.createElement('span');
+    name.className = 'label';
+    name.textContent = label;
+    const track = document.createElement('span');
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.display = 'block';
+    bar.style.width = `${Math.max(1, score * 100)}%`;
+    track.append(bar);
+    const value = document.createElement('span');
+    value.className = 'score';
+    value.textContent = `${(score * 100).toFixed(1)}%`;
+    li.append(name, track, value);
+    list.append(li);
+  }
+  $('which-labels').textContent = state.personal ? '(my classes)' : `(${state.modelName})`;
+}
+
+// ---------------------------------------------------------------- personal classes
+
+function renderClasses() {
+  const list = $('classes');
+  list.replaceChildren();
+  for (const cls of state.classes) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = cls.name;
+    const count = document.createElement('span');
+    count.className = 'count';
+    count.textContent = `${cls.clips.length} clip${cls.clips.length === 1 ? '' : 's'}`;
+    const rec = document.createElement('button');
+    rec.type = 'button';
+    rec.textContent = '● Record';
+    rec.setAttribute('aria-label', `Record a clip of ${cls.name}`);
+    rec.disabled = cls.clips.length >= 8 || !state.model;
+    rec.addEventListener('click', () => recordFor(cls.name));
+    const upload = document.createElement('input');
+    upload.type = 'file';
+    upload.accept = '.wav,audio/wav';
+    upload.multiple = true;
+    upload.setAttribute('aria-label', `Add wav files to ${cls.name}`);
+    upload.dataset.className = cls.name;
+    upload.addEventListener('change', async (e) => {
+      for (const file of [...e.target.files]) {
+        try {
+          await addClip(cls.name, decodeWav(new Uint8Array(await file.arrayBuffer()), file.name));
+        } catch (err) {
+          show(err.message);
+        }
+      }
+      e.target.value = '';
+    });
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'danger';
+    del.textContent = 'Delete';
+    del.setAttribute('aria-label', `Delete class ${cls.name}`);
+    del.addEventListener('click', async () => {
+      state.classes = state.classes.filter((c) => c.name !== cls.name);
+      await store.deleteClass(cls.name);
+      renderClasses();
+    });
+    li.append(name, count, rec, upload, del);
+    list.append(li);
+  }
+  updateTrainButton();
+}
+
+function updateTrainButton() {
+  const ready = state.model && state.classes.length >= 2 && state.classes.every((c) => c.clips.length > 0);
+  $('train').disabled = !ready || state.training;
+}
+
+async function addClip(className, samples) {
+  const cls = state.classes.find((c) => c.name === className);
+  if (!cls) return;
+  if (cls.clips.length >= 8) {
+    show(`“${className}” already has 8 clips, the most this page trains with.`, 'info');
+    return;
+  }
+  if (samples.length < SAMPLE_RATE * 0.1) {
+    show('That clip is shorter than 0.1 s; record it again.');
+    return;
+  }
+  cls.clips.push(samples);
+  await store.saveClass(cls);
+  renderClasses();
+  status(`Added a ${(samples.length / SAMPLE_RATE).toFixed(2)} s clip to “${className}”.`);
+}
+
+async function recordFor(className) {
+  try {
+    show('');
+    await startMic();
+    state.capture = { className };
+    status(`Recording for “${className}”: make the sound now.`);
+  } catch (err) {
+    show(err.message);
+  }
+}
+
+$('class-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const name = $('class-name').value.trim();
+  if (!name) return;
+  if (state.classes.some((c) => c.name === name)) {
+    show(`There is already a class “${name}”.`);
+    return;
+  }
+  const cls = { name, clips: [] };
+  state.classes.push(cls);
+  await store.saveClass(cls);
+  $('class-name').value = '';
+  renderClasses();
+});
+
+// ---------------------------------------------------------------- training
+
+const curve = { loss: [], acc: [] };
+
+function drawCurve() {
+  const canvas = $('curve');
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  const styles = getComputedStyle(document.documentElement);
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = '12px system-ui';
+  const n = curve.loss.length;
+  if (!n) return;
+  const maxLoss = Math.max(...curve.loss, 1e-6);
+  const plot = (values, max, color) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    values.forEach((v, i) => {
+      const x = 30 + (i / Math.max(1, n - 1)) * (width - 40);
+      const y = height - 20 - (v / max) * (height - 35);
+      if (i) ctx.lineTo(x, y);
+      else ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+  };
+  plot(curve.loss, maxLoss, '#d93025');
+  plot(curve.acc, 1, '#1e8e3e');
+  ctx.fillStyle = styles.getPropertyValue('--fg') || '#000';
+  ctx.fillText(`loss (max ${maxLoss.toFixed(2)})`, 34, 14);
+  ctx.fillStyle = '#1e8e3e';
+  ctx.fillText('batch accuracy', 180, 14);
+  ctx.fillStyle = styles.getPropertyValue('--muted') || '#555';
+  ctx.fillText(`step ${n}`, width - 60, height - 4);
+}
+
+$('train').addEventListener('click', async () => {
+  const clips = [];
+  const labels = [];
+  state.classes.forEach((cls, i) => {
+    for (const c of cls.clips) {
+      clips.push(c);
+      labels.push(i);
+    }
+  });
+  const classNames = state.classes.map((c) => c.name);
+  const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: 8 };
+  curve.loss = [];
+  curve.acc = [];
+  drawCurve();
+  state.training = true;
+  updateTrainButton();
+  $('stop').disabled = false;
+  show('');
+  const bar = $('train-progress');
+  onProgress = (p) => {
+    if (p.phase === 'start') {
+      $('train-text').textContent = `Training ${p.trainable_params.toLocaleString()} parameters for ${p.total_steps} steps…`;
+      return;
+    }
+    bar.value = p.global_step / p.total_steps;
+    curve.loss.push(p.loss);
+    curve.acc.push(p.correct / p.batch_len);
+    drawCurve();
+    const eta = (p.elapsed / p.global_step) * (p.total_steps - p.global_step);
+    $('train-text').textContent =
+      `Epoch ${p.epoch}, step ${p.global_step}/${p.total_steps} · loss ${p.loss.toFixed(3)} · ` +
+      `${p.step_ms.toFixed(0)} ms/step · ETA ${eta.toFixed(0)} s`;
+  };
+  try {
+    const result = await call('train', { clips, labels, classNames, options });
+    state.trained = true;
+    state.personal = true;
+    state.lastTraining = result;
+    $('use-personal').disabled = false;
+    $('use-personal').checked = true;
+    $('export').disabled = false;
+    $('which-labels').textContent = '(my classes)';
+    status(
+      `${result.stopped ? 'Stopped' : 'Trained'} in ${result.seconds.toFixed(1)} s` +
+        (result.last ? ` (last loss ${result.last.loss.toFixed(3)})` : '') +
+        '. New sounds are now classified with your classes.',
+    );
+    await persistAdapter();
+  } catch (err) {
+    show(`Training failed: ${err.message}`);
+  } finally {
+    state.training = false;
+    $('stop').disabled = true;
+    updateTrainButton();
+  }
+});
+
+$('stop').addEventListener('click', () => {
+  worker.postMessage({ type: 'stop' });
+  $('stop').disabled = true;
+});
+
+$('use-personal').addEventListener('change', async (e) => {
+  try {
+    await call('usePersonal', { personal: e.target.checked });
+    state.personal = e.target.checked;
+    $('which-labels').textContent = state.personal ? '(my classes)' : `(${state.modelName})`;
+  } catch (err) {
+    e.target.checked = !e.target.checked;
+    show(err.message);
+  }
+});
+
+// ---------------------------------------------------------------- adapters
+
+async function persistAdapter() {
+  try {
+    const bytes = await call('exportAdapter');
+    await store.saveAdapter({ bytes, model: state.modelName, saved: Date.now() });
+  } catch (err) {
+    show(`The adapter could not be saved in this browser: ${err.message}`, 'info');
+  }
+}
+
+async function restoreAdapter() {
+  const saved = await store.loadAdapter().catch(() => null);
+  if (!saved || saved.model !== state.modelName) return;
+  try {
+    await call('importAdapter', { bytes: saved.bytes.slice().buffer, name: 'saved adapter' });
+    state.trained = true;
+    state.personal = true;
+    $('use-personal').disabled = false;
+    $('use-personal').checked = true;
+    $('export').disabled = false;
+    status(`Ready: ${state.modelName} with your saved classes.`);
+  } catch (err) {
+    show(`Your saved adapter does not fit this model: ${err.message}`, 'info');
+  }
+}
+
+$('export').addEventListener('click', async () => {
+  try {
+    const bytes = await call('exportAdapter');
+    const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = 'petl-ast-adapter.safetensors';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    show(`Export failed: ${err.message}`);
+  }
+});
+
+$('import').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  e.target.value = '';
+  if (!file) return;
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const info = await call('importAdapter', { bytes: bytes.slice().buffer, name: file.name });
+    await store.saveAdapter({ bytes, model: state.modelName, saved: Date.now() });
+    state.trained = true;
+    state.personal = true;
+    $('use-personal').disabled = false;
+    $('use-personal').checked = true;
+    $('export').disabled = false;
+    $('which-labels').textContent = '(my classes)';
+    status(`Imported ${file.name}: ${info.labels.join(', ')}.`);
+  } catch (err) {
+    show(`Could not import ${file.name}: ${err.message}`);
+  }
+});
+
+$('forget').addEventListener('click', async () => {
+  if (!params.has('noconfirm') && !confirm('Delete your classes, clips, saved adapter and downloaded models?')) return;
+  await store.forgetEverything();
+  state.classes = [];
+  renderClasses();
+  if (state.personal) await call('usePersonal', { personal: false }).catch(() => {});
+  state.personal = false;
+  state.trained = false;
+  $('use-personal').checked = false;
+  $('use-personal').disabled = true;
+  $('export').disabled = true;
+  status('Everything stored by this page was deleted.');
+});
+
+// ---------------------------------------------------------------- start
+
+async function main() {
+  const t0 = performance.now();
+  if (typeof WebAssembly !== 'object') {
+    status('This browser cannot run WebAssembly, which this page needs.');
+    return;
+  }
+  await init();
+  $('version').textContent = `petl-ast ${version()}`;
+  const wanted = params.get('backend') === 'cpu' ? 'cpu' : 'webgpu';
+  const backend = await call('init', { backend: wanted });
+  state.backend = backend;
+  $('backend').textContent = backend.backend === 'webgpu' ? `WebGPU: ${backend.adapter}` : 'CPU (WebAssembly)';
+  if (backend.fallback) show(`Using the CPU: ${backend.fallback}. Training will be slower.`, 'info');
+  state.classes = await store.loadClasses().catch(() => []);
+  renderClasses();
+  await loadDemo();
+  state.startupMs = performance.now() - t0;
+  document.body.dataset.ready = '1';
+}
+
+main().catch((err) => {
+  show(`The page could not start: ${err.message}`);
+  status('Not ready.');
+});
