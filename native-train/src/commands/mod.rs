@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod aggregate;
 pub mod bench;
 pub mod bench_train;
 pub mod classify;
