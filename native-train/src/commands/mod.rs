@@ -8,4 +8,5 @@ pub mod convert;
 pub mod features;
 pub mod params;
 pub mod pretrain_demo;
+pub mod report;
 pub mod train;
