@@ -1,7 +1,7 @@
 //! End-to-end tests of the `native-train` binary against the reference numbers of
 //! `scripts/make_fixtures.py`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -494,4 +494,402 @@ fn the_built_in_demo_backbone_recognises_digits() {
         .filter(|(p, t)| *p == t)
         .count();
     assert!(correct >= 3, "predicted {predicted:?}");
+}
+
+fn fsdd() -> Option<PathBuf> {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if fsdd.is_dir() {
+        Some(fsdd)
+    } else {
+        eprintln!("note: {} is absent; train CLI test skipped", fsdd.display());
+        None
+    }
+}
+
+/// `train` arguments of a small, fast FSDD run into `out` (with SpecAugment, so the generator
+/// matters).
+fn small_train_args(fsdd: &Path, out: &Path, epochs: &str) -> Vec<String> {
+    let checkpoint = fixture("models/ast-tiny-s10");
+    [
+        "train",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--dataset",
+        "fsdd",
+        "--data",
+        fsdd.to_str().unwrap(),
+        "--speakers",
+        "theo",
+        "--few-shot",
+        "2",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "8",
+        "--spec-augment",
+        "--method",
+        "adapter",
+        "--reduction-rate",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_cli(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_native-train"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+fn json_file(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `metrics.jsonl` without the wall times.
+fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_train_run_resumes_to_the_same_results() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let killed = dir.path().join("killed");
+    let out = run_cli(&small_train_args(&fsdd, &whole, "3"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Killed right after epoch 1's state was written.
+    let args = small_train_args(&fsdd, &killed, "3");
+    let out = run_cli(&args, &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "1")]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(killed.join("train_state.safetensors").is_file());
+    assert!(!killed.join("results.json").exists());
+    assert_eq!(metrics_without_time(&killed).len(), 1);
+    // A write of epoch 2's state that died half-way leaves its temporary file only.
+    let state = std::fs::read(killed.join("train_state.safetensors")).unwrap();
+    let torn = killed.join(".train_state.safetensors.tmp-999999");
+    std::fs::write(&torn, &state[..state.len() / 2]).unwrap();
+
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("after epoch 1 of 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!torn.exists(), "the torn temporary file is cleaned up");
+
+    assert_eq!(
+        json_file(&killed.join("results.json")),
+        json_file(&whole.join("results.json"))
+    );
+    assert_eq!(metrics_without_time(&killed), metrics_without_time(&whole));
+    assert_eq!(
+        json_file(&killed.join("predictions.json")),
+        json_file(&whole.join("predictions.json"))
+    );
+    assert_eq!(
+        std::fs::read(killed.join("embeddings.npy")).unwrap(),
+        std::fs::read(whole.join("embeddings.npy")).unwrap()
+    );
+
+    // Other arguments are refused rather than mixed into the run.
+    let mut other = small_train_args(&fsdd, &killed, "4");
+    other.push("--resume".into());
+    let out = run_cli(&other, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other arguments"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("seeds");
+    let mut args = small_train_args(&fsdd, &out_dir, "1");
+    args.extend(["--seed", "5", "--seeds", "2"].map(String::from));
+    let out = run_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut accuracies = Vec::new();
+    for seed in [5, 6] {
+        let sub = out_dir.join(format!("seed-{seed}"));
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "adapter.safetensors",
+            "train_state.safetensors",
+            "predictions.json",
+            "embeddings.npy",
+            "results.json",
+        ] {
+            assert!(sub.join(file).is_file(), "seed-{seed}/{file} missing");
+        }
+        assert_eq!(json_file(&sub.join("config.json"))["train"]["seed"], seed);
+        let results = json_file(&sub.join("results.json"));
+        accuracies.push(results["test_accuracy"].as_f64().unwrap());
+
+        let predictions = json_file(&sub.join("predictions.json"));
+        assert_eq!(predictions["labels"].as_array().unwrap().len(), 10);
+        assert_eq!(predictions["targets"].as_array().unwrap().len(), 50);
+        assert_eq!(predictions["files"].as_array().unwrap().len(), 50);
+        let predicted: Vec<u64> = predictions["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let correct = predicted
+            .iter()
+            .zip(predictions["targets"].as_array().unwrap())
+            .filter(|(p, t)| Some(**p) == t.as_u64())
+            .count();
+        assert_eq!(correct as f64 / 50.0, accuracies.last().copied().unwrap());
+        let bytes = std::fs::read(sub.join("embeddings.npy")).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        // 50 test clips × the tiny model's width 64.
+        assert_eq!(npy.shape(), &[50, 64]);
+    }
+    let summary = json_file(&out_dir.join("results.json"));
+    let mean = (accuracies[0] + accuracies[1]) / 2.0;
+    let std = (accuracies[0] - accuracies[1]).abs() / 2f64.sqrt();
+    let acc = &summary["test_accuracy"];
+    assert!(
+        (acc["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+        "{summary}"
+    );
+    assert!(
+        (acc["std"].as_f64().unwrap() - std).abs() < 1e-12,
+        "{summary}"
+    );
+    assert_eq!(acc["n"], 2);
+    assert_eq!(acc["values"], serde_json::json!(accuracies));
+    assert_eq!(summary["runs"][1]["seed"], 6);
+    assert_eq!(summary["runs"][1]["dir"], "seed-6");
+
+    // Resuming a finished run keeps every seed.
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("finished already")
+            .count(),
+        2
+    );
+    assert_eq!(json_file(&out_dir.join("results.json")), summary);
+}
+
+/// A run folder as `train` writes it, with made-up numbers.
+fn fake_run(dir: &Path, method: serde_json::Value, speaker: &str, seed: u64, accuracy: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let labels = ["zero", "one", "two"];
+    let config = serde_json::json!({
+        "method": method, "dataset": "Fsdd", "speakers": [speaker], "few_shot": 8,
+        "labels": labels, "train": {"seed": seed}, "params": {"trainable": 0},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let trainable = if method["method"] == "LoRA" {
+        17_930
+    } else {
+        11_306
+    };
+    let results = serde_json::json!({
+        "test_accuracy": accuracy, "test_loss": 1.0, "best_valid_accuracy": accuracy + 0.05,
+        "epochs": 3, "trainable_params": trainable, "seed": seed,
+    });
+    std::fs::write(dir.join("results.json"), results.to_string()).unwrap();
+    let metrics: String = (1..=3)
+        .map(|e| {
+            format!(
+                "{{\"epoch\":{e},\"train_loss\":{},\"train_accuracy\":{},\"valid_loss\":{},\"valid_accuracy\":{},\"lr\":0.001,\"seconds\":1.0,\"skipped_steps\":0}}\n",
+                2.0 / e as f64,
+                0.3 * e as f64,
+                2.2 / e as f64,
+                0.25 * e as f64
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("metrics.jsonl"), metrics).unwrap();
+    // 30 test clips, 10 per class, embeddings in three clusters.
+    let targets: Vec<usize> = (0..30).map(|i| i % 3).collect();
+    let predictions: Vec<usize> = (0..30)
+        .map(|i| if i < 6 { (i + 1) % 3 } else { i % 3 })
+        .collect();
+    let p = serde_json::json!({"labels": labels, "targets": targets, "predictions": predictions});
+    std::fs::write(dir.join("predictions.json"), p.to_string()).unwrap();
+    let mut values = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        for k in 0..8 {
+            let centre = if k == *t { 10.0 } else { 0.0 };
+            values.push(centre + ((i * 7 + k * 3) % 5) as f32 * 0.1);
+        }
+    }
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[30, 8])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        w.extend(values).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(dir.join("embeddings.npy"), bytes).unwrap();
+}
+
+#[test]
+fn report_writes_the_table_and_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let pfeiffer = serde_json::json!({"method": "adapter", "adapter_type": "Pfeiffer",
+        "seq_or_par": "parallel", "adapter_block": "bottleneck", "reduction_rate": 64});
+    let lora = serde_json::json!({"method": "LoRA", "reduction_rate_lora": 128});
+    // One single run, and a --seeds run of two seeds summed up by its results.json.
+    fake_run(
+        &runs.join("pfeiffer-theo"),
+        pfeiffer.clone(),
+        "theo",
+        0,
+        0.5,
+    );
+    fake_run(
+        &runs.join("pfeiffer-yweweler"),
+        pfeiffer,
+        "yweweler",
+        0,
+        0.625,
+    );
+    let seeds = runs.join("lora-theo");
+    fake_run(&seeds.join("seed-0"), lora.clone(), "theo", 0, 0.7);
+    fake_run(&seeds.join("seed-1"), lora, "theo", 1, 0.8);
+    let summary = serde_json::json!({"test_accuracy": {"mean": 0.75},
+        "runs": [{"dir": "seed-0", "seed": 0}, {"dir": "seed-1", "seed": 1}]});
+    std::fs::write(seeds.join("results.json"), summary.to_string()).unwrap();
+
+    let report = dir.path().join("report");
+    let mut args: Vec<String> = vec!["report".into()];
+    let mut folders: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    folders.sort();
+    args.extend(folders);
+    args.extend(
+        [
+            "--out",
+            report.to_str().unwrap(),
+            "--tsne-iterations",
+            "300",
+            "--perplexity",
+            "5",
+        ]
+        .map(String::from),
+    );
+    let out = run_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("| method | FSDD theo K=8 | FSDD yweweler K=8 | # trainable params |"),
+        "{md}"
+    );
+    // std of 70 and 80 (n − 1): 7.07.
+    assert!(
+        md.contains("| LoRA RR=128 | 75.00 ± 7.07 (2) | – | 17,930 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Pfeiffer-par RR=64 | 50.00 ± 0.00 (1) | 62.50 ± 0.00 (1) | 11,306 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| lora-theo-seed-1 | LoRA RR=128 | FSDD theo K=8 | – | 1 | 3 | 85.00 | 80.00 |"
+        ),
+        "{md}"
+    );
+
+    let mut figures = vec![report.join("accuracy_vs_params")];
+    for run in [
+        "pfeiffer-theo",
+        "pfeiffer-yweweler",
+        "lora-theo-seed-0",
+        "lora-theo-seed-1",
+    ] {
+        for figure in ["curves", "confusion", "tsne"] {
+            figures.push(report.join(run).join(figure));
+            assert!(md.contains(&format!("({run}/{figure}.svg)")), "{md}");
+        }
+    }
+    for stem in figures {
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.len() > 1000,
+            "{}",
+            stem.display()
+        );
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 1000,
+            "{}",
+            stem.display()
+        );
+    }
+    // No temporary files left behind.
+    assert!(std::fs::read_dir(&report).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
 }

@@ -472,17 +472,17 @@ impl<'a> Job<'a> {
             "seed": seed,
         });
         // Last: its presence marks the run as finished.
-        write_atomic(
-            &results_path,
-            serde_json::to_string_pretty(&results)?.as_bytes(),
-        )?;
+        let text = serde_json::to_string_pretty(&results)?;
+        write_atomic(&results_path, text.as_bytes())?;
         println!(
             "test accuracy {:.4} on {} clips; run written to {}",
             eval.accuracy,
             self.test.len(),
             out.display()
         );
-        Ok(results)
+        // As read back from the file, like a finished run's on --resume (serde_json's float
+        // parsing is not always exact, and a summary must not depend on which path ran).
+        Ok(serde_json::from_str(&text)?)
     }
 
     /// `predictions.json` and `embeddings.npy` of the test set.
