@@ -2,9 +2,14 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Makes the temporary names of concurrent writers in one process distinct.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to a temporary file in the same folder, syncs it, then renames it over `path`:
-/// readers see either the old or the new content, never a mix.
+/// readers see either the old or the new content, never a mix. Safe to call from several
+/// threads or processes at once, also for the same `path` (the last rename wins).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -14,9 +19,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
     })?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;

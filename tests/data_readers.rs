@@ -656,3 +656,198 @@ fn fsc_bad_layouts_name_the_file_or_line() {
     let err = fsc::splits(root).unwrap_err().to_string();
     assert!(err.contains("data/valid_data.csv"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fbank disk cache.
+
+use petl_ast::data::cache::{CacheStats, FbankCache};
+
+fn clip(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/audio")
+        .join(rel)
+}
+
+fn uncached(path: &Path, extractor: &FeatureExtractor) -> Vec<f32> {
+    let audio = petl_ast::audio::read_wav(path, &AudioLimits::default()).unwrap();
+    extractor.extract_audio(&audio).unwrap()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn cache_hits_return_identical_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FbankCache::new(dir.path().join("fbank"));
+    let extractor = small_extractor();
+    let limits = AudioLimits::default();
+    let wav = clip("0_george_0.wav");
+    let fresh = uncached(&wav, &extractor);
+
+    let first = cache.features(&wav, &extractor, &limits).unwrap();
+    let second = cache.features(&wav, &extractor, &limits).unwrap();
+    assert_eq!(bits(&first), bits(&fresh));
+    assert_eq!(bits(&second), bits(&fresh));
+    assert_eq!(
+        cache.stats(),
+        CacheStats {
+            hits: 1,
+            computed: 1,
+            discarded: 0,
+            write_errors: 0
+        }
+    );
+    let entry = cache.entry_for(&wav, &extractor, &limits).unwrap();
+    assert!(entry.starts_with(dir.path().join("fbank")) && entry.is_file());
+    // Header (52 bytes) + 100 × 128 f32 + checksum (32 bytes).
+    assert_eq!(
+        std::fs::metadata(&entry).unwrap().len(),
+        52 + 100 * 128 * 4 + 32
+    );
+
+    // The same bytes under another name hit the same entry (content-addressed).
+    let copy = dir.path().join("renamed.wav");
+    std::fs::copy(&wav, &copy).unwrap();
+    assert_eq!(cache.entry_for(&copy, &extractor, &limits).unwrap(), entry);
+    assert_eq!(
+        bits(&cache.features(&copy, &extractor, &limits).unwrap()),
+        bits(&fresh)
+    );
+    assert_eq!(cache.stats().hits, 2);
+
+    // Dataset featurisation through the cache equals the plain one.
+    let clips: Vec<Clip> = ["0_george_0.wav", "5_jackson_3.wav", "9_theo_1.wav"]
+        .iter()
+        .enumerate()
+        .map(|(label, f)| Clip {
+            path: clip(f),
+            label,
+            group: None,
+        })
+        .collect();
+    let plain = data::features::examples(&clips, &extractor, &limits, false).unwrap();
+    let cached = cache.examples(&clips, &extractor, &limits, false).unwrap();
+    assert_eq!(plain, cached);
+    let again = cache.examples(&clips, &extractor, &limits, false).unwrap();
+    assert_eq!(plain, again);
+    assert_eq!(cache.stats().computed, 3);
+}
+
+#[test]
+fn damaged_cache_entries_are_deleted_and_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FbankCache::new(dir.path());
+    let extractor = small_extractor();
+    let limits = AudioLimits::default();
+    let wav = clip("5_jackson_3.wav");
+    let fresh = uncached(&wav, &extractor);
+    cache.features(&wav, &extractor, &limits).unwrap();
+    let entry = cache.entry_for(&wav, &extractor, &limits).unwrap();
+    let good = std::fs::read(&entry).unwrap();
+
+    let damages: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("payload bit flip", {
+            let mut b = good.clone();
+            b[52 + 1000] ^= 0x01;
+            b
+        }),
+        ("header bit flip", {
+            let mut b = good.clone();
+            b[3] ^= 0x80;
+            b
+        }),
+        ("one byte too many", {
+            let mut b = good.clone();
+            b.push(0);
+            b
+        }),
+    ];
+    for (i, (what, bytes)) in damages.into_iter().enumerate() {
+        std::fs::write(&entry, bytes).unwrap();
+        let v = cache.features(&wav, &extractor, &limits).unwrap();
+        assert_eq!(bits(&v), bits(&fresh), "{what}");
+        assert_eq!(cache.stats().discarded, i + 1, "{what}");
+        assert_eq!(std::fs::read(&entry).unwrap(), good, "{what}: rewritten");
+    }
+    // A valid entry of another clip under this clip's name (mismatched key).
+    let other = clip("9_theo_1.wav");
+    cache.features(&other, &extractor, &limits).unwrap();
+    let other_entry = cache.entry_for(&other, &extractor, &limits).unwrap();
+    std::fs::copy(&other_entry, &entry).unwrap();
+    assert_eq!(
+        bits(&cache.features(&wav, &extractor, &limits).unwrap()),
+        bits(&fresh)
+    );
+    assert_eq!(cache.stats().discarded, 6);
+
+    // An unwritable cache costs only the recomputation.
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let cache = FbankCache::new(&blocked);
+    assert_eq!(
+        bits(&cache.features(&wav, &extractor, &limits).unwrap()),
+        bits(&fresh)
+    );
+    assert_eq!(cache.stats().write_errors, 1);
+    // A missing wav is an error naming it, not a panic.
+    let err = cache
+        .features(&dir.path().join("gone.wav"), &extractor, &limits)
+        .unwrap_err();
+    assert!(err.to_string().contains("gone.wav"), "{err}");
+}
+
+#[test]
+fn every_front_end_parameter_changes_the_key() {
+    let cache = FbankCache::new("/nonexistent/cache");
+    let limits = AudioLimits::default();
+    let wav = clip("0_george_0.wav");
+    let base = FeatureExtractorConfig {
+        max_length: 100,
+        ..FeatureExtractorConfig::default()
+    };
+    let key = |config: &FeatureExtractorConfig, limits: &AudioLimits, wav: &Path| {
+        cache
+            .entry_for(wav, &FeatureExtractor::new(config.clone()).unwrap(), limits)
+            .unwrap()
+    };
+    let reference = key(&base, &limits, &wav);
+    assert_eq!(reference, key(&base, &limits, &wav));
+    let variants = [
+        FeatureExtractorConfig {
+            max_length: 101,
+            ..base.clone()
+        },
+        FeatureExtractorConfig {
+            sampling_rate: 8000,
+            ..base.clone()
+        },
+        FeatureExtractorConfig {
+            num_mel_bins: 64,
+            ..base.clone()
+        },
+        FeatureExtractorConfig {
+            mean: -4.0,
+            ..base.clone()
+        },
+        FeatureExtractorConfig {
+            std: 4.0,
+            ..base.clone()
+        },
+        FeatureExtractorConfig {
+            do_normalize: false,
+            ..base.clone()
+        },
+    ];
+    let mut keys = vec![reference.clone()];
+    for v in &variants {
+        keys.push(key(v, &limits, &wav));
+    }
+    keys.push(key(&base, &AudioLimits { max_seconds: 10.0 }, &wav));
+    keys.push(key(&base, &limits, &clip("9_theo_1.wav")));
+    let unique: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "{keys:#?}");
+}

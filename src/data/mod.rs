@@ -1,5 +1,7 @@
 //! Dataset readers: clip lists with labels and splits, read from the datasets' own layouts.
 
+#[cfg(not(target_family = "wasm"))]
+pub mod cache;
 mod csv;
 pub mod esc50;
 pub mod features;
