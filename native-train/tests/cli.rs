@@ -405,6 +405,7 @@ fn train_writes_a_run_folder_whose_adapter_classifies() {
         "adapter",
         "--reduction-rate",
         "8",
+        "--no-cache",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -494,4 +495,141 @@ fn the_built_in_demo_backbone_recognises_digits() {
         .filter(|(p, t)| *p == t)
         .count();
     assert!(correct >= 3, "predicted {predicted:?}");
+}
+
+/// An ESC-50 tree (`meta/esc50.csv` + `audio/`) of two FSDD clips per fold, targets 0 and 1.
+fn esc50_tree(fsdd: &std::path::Path, root: &std::path::Path) {
+    let mut csv = String::from("filename,fold,target,category,esc10,src_file,take\n");
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    std::fs::create_dir_all(root.join("audio")).unwrap();
+    for fold in 1..=5 {
+        for (target, category) in [(0, "dog"), (1, "rooster")] {
+            let name = format!("{fold}-{target}-A-{target}.wav");
+            csv += &format!("{name},{fold},{target},{category},True,{fold},A\n");
+            let source = format!("{}_theo_{fold}.wav", target * 7);
+            std::fs::copy(fsdd.join(source), root.join("audio").join(&name)).unwrap();
+        }
+    }
+    std::fs::write(root.join("meta/esc50.csv"), csv).unwrap();
+}
+
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_esc50_runs_every_fold_with_the_protocol_defaults_and_the_cache() {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if !fsdd.is_dir() {
+        eprintln!(
+            "note: {} is absent; ESC-50 CLI test skipped",
+            fsdd.display()
+        );
+        return;
+    }
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ESC-50");
+    esc50_tree(&fsdd, &data);
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("runs/esc");
+    let (data_s, cache_s, out_s) = (
+        data.display().to_string(),
+        cache.display().to_string(),
+        out.display().to_string(),
+    );
+    let common = [
+        "train",
+        "--checkpoint",
+        &checkpoint,
+        "--dataset",
+        "esc50",
+        "--data",
+        &data_s,
+        "--method",
+        "linear",
+        "--epochs",
+        "1",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--cache-dir", &cache_s, "--out", &out_s]);
+    let result = native_train(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+
+    // Every rotation: one sub-run per test fold, valid = the fold before, train = the rest.
+    for fold in 1..=5 {
+        let run = out.join(format!("fold{fold}"));
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "adapter.safetensors",
+            "results.json",
+        ] {
+            assert!(run.join(file).is_file(), "fold{fold}/{file} missing");
+        }
+        let config = json_file(&run.join("config.json"));
+        let valid = if fold == 1 { 5 } else { fold - 1 };
+        assert_eq!(config["rotation"]["test"], fold);
+        assert_eq!(config["rotation"]["valid"], serde_json::json!([valid]));
+        // The protocol's defaults: 500 frames, batch 32, SpecAugment on.
+        assert_eq!(config["max_length"], 500);
+        assert_eq!(config["train"]["batch_size"], 32);
+        assert!(config["train"]["spec_augment"].is_object(), "{config}");
+        let results = json_file(&run.join("results.json"));
+        assert_eq!(results["fold"], fold);
+        assert_eq!(results["train_clips"], 6);
+        assert_eq!(results["test_clips"], 2);
+    }
+    let summary = json_file(&out.join("results.json"));
+    let accuracies: Vec<f64> = summary["folds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test_accuracy"].as_f64().unwrap())
+        .collect();
+    assert_eq!(accuracies.len(), 5);
+    let mean = accuracies.iter().sum::<f64>() / 5.0;
+    let std = (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    assert!((summary["test_accuracy_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((summary["test_accuracy_std"].as_f64().unwrap() - std).abs() < 1e-12);
+    // Fold 1 featurises all ten clips; folds 2–5 read them back.
+    assert!(
+        stderr.contains("40 read, 10 computed, 0 bad entries replaced"),
+        "{stderr}"
+    );
+
+    // One fold, into --out itself, with flags overriding the protocol.
+    let single = dir.path().join("runs/fold3");
+    let single_s = single.display().to_string();
+    let mut args = common.to_vec();
+    args.extend([
+        "--fold",
+        "3",
+        "--max-length",
+        "120",
+        "--spec-augment",
+        "false",
+        "--no-cache",
+        "--out",
+        &single_s,
+    ]);
+    let result = native_train(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let config = json_file(&single.join("config.json"));
+    assert_eq!(config["max_length"], 120);
+    assert!(config["train"]["spec_augment"].is_null(), "{config}");
+    assert_eq!(json_file(&single.join("results.json"))["fold"], 3);
+    assert!(!single.join("fold3").exists());
+
+    // Folds that do not exist.
+    let mut args = common.to_vec();
+    args.extend(["--fold", "6", "--no-cache", "--out", &single_s]);
+    let result = native_train(&args);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("ESC-50 has folds 1..=5"));
 }

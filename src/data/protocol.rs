@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum DatasetKind {
     /// ESC-50: `meta/esc50.csv` + `audio/`, 5 folds.
     Esc50,
-    /// UrbanSound8K: `metadata/UrbanSound8K.csv` + `audio/fold1..10/`, 10 folds.
+    /// UrbanSound8K: `metadata/UrbanSound8K.csv` + `audio/fold1..10/`, 10 folds (with
+    /// `--paper-compat`, validation on the test fold as in the reference).
     Us8k,
     /// Google Speech Commands v0.02: word folders + `validation_list.txt` / `testing_list.txt`.
     Gsc,

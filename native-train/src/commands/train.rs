@@ -5,28 +5,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::Module;
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use petl_ast::audio::{AudioLimits, FeatureExtractor};
-use petl_ast::data::{self, Clip, Splits};
+use petl_ast::audio::FeatureExtractor;
+use petl_ast::data::cache::FbankCache;
+use petl_ast::data::Clip;
 use petl_ast::io::write_atomic;
-use petl_ast::model::LoadOptions;
+use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
-use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlModel};
+use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
     self, Classifier, EpochMetrics, Example, OptimizerConfig, Progress, SpecAugment, TrainConfig,
 };
 use serde_json::json;
 
+use super::datasets::{self, DataArgs};
 use crate::model_source::ModelArgs;
-
-/// Dataset layouts.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Dataset {
-    /// Free Spoken Digit Dataset `recordings/` (official test split: index 0–4; valid: 5–9).
-    Fsdd,
-    /// One sub-folder of wavs per class.
-    Folder,
-}
 
 /// Arguments of `train`.
 #[derive(clap::Args, Debug)]
@@ -35,39 +29,30 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     method: MethodArgs,
-    /// Dataset layout.
-    #[arg(long, value_enum)]
-    dataset: Dataset,
-    /// Dataset folder.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
-    /// FSDD: only these speakers (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    speakers: Vec<String>,
-    /// Keep only the first K training clips per class.
-    #[arg(long, value_name = "K")]
-    few_shot: Option<usize>,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Clips per step.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes over the training set (default: the dataset's protocol).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Clips per step (default: the dataset's protocol).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Peak learning rate (default: the paper's for the method).
     #[arg(long)]
     lr: Option<f64>,
-    /// Input length in frames.
-    #[arg(long, default_value_t = 100)]
-    max_length: usize,
+    /// Input length in frames (default: the dataset's protocol).
+    #[arg(long)]
+    max_length: Option<usize>,
     /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
     #[arg(long, default_value_t = 0)]
     warmup_steps: usize,
     /// Seed of shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// SpecAugment (frequency mask 24, time mask 80) on the training inputs.
-    #[arg(long)]
-    spec_augment: bool,
+    /// SpecAugment (frequency mask 24, time mask 80) on the training inputs: `--spec-augment`
+    /// or `--spec-augment true|false` (default: the dataset's protocol, on for ESC-50 and US8K).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    spec_augment: Option<bool>,
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
@@ -129,42 +114,6 @@ pub fn run_loop<M: Classifier>(
     Ok(result?)
 }
 
-fn splits(args: &Args) -> Result<Splits> {
-    let mut splits = match args.dataset {
-        Dataset::Fsdd => {
-            let speakers: Vec<&str> = args.speakers.iter().map(String::as_str).collect();
-            data::fsdd::splits(&args.data, &speakers)?
-        }
-        Dataset::Folder => {
-            let (labels, clips) = data::folder::read(&args.data)?;
-            let mut s = Splits {
-                labels,
-                ..Splits::default()
-            };
-            let mut seen = std::collections::HashMap::new();
-            for clip in clips {
-                let n = seen.entry(clip.label).or_insert(0usize);
-                match *n % 5 {
-                    0 => s.test.push(clip),
-                    1 => s.valid.push(clip),
-                    _ => s.train.push(clip),
-                }
-                *n += 1;
-            }
-            s
-        }
-    };
-    if let Some(k) = args.few_shot {
-        splits.train = data::first_k_per_class(&splits.train, k);
-    }
-    anyhow::ensure!(
-        !splits.train.is_empty(),
-        "{}: no training clips selected",
-        args.data.display()
-    );
-    Ok(splits)
-}
-
 /// Featurises clips with a progress message.
 pub fn featurise(
     clips: &[Clip],
@@ -172,13 +121,7 @@ pub fn featurise(
     skip_bad: bool,
     what: &str,
 ) -> Result<Vec<Example>> {
-    let (examples, skipped) =
-        data::features::examples(clips, extractor, &AudioLimits::default(), skip_bad)?;
-    for s in &skipped {
-        eprintln!("skipped: {s}");
-    }
-    eprintln!("{what}: {} clips", examples.len());
-    Ok(examples)
+    datasets::featurise(clips, extractor, None, skip_bad, what)
 }
 
 /// Runs `train`.
@@ -194,83 +137,128 @@ pub fn run(args: Args) -> Result<()> {
     let petl = args
         .method
         .to_config(config.hidden_size, config.num_hidden_layers)?;
-    let splits = splits(&args)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let runs = args.data.runs(&args.out, petl.paper_compat)?;
+    let cache = args.data.cache();
+    let mut results = Vec::with_capacity(runs.len());
+    for run in &runs {
+        results.push(run_fold(
+            &args,
+            &device,
+            &checkpoint,
+            &petl,
+            run,
+            cache.as_ref(),
+        )?);
+    }
+    if runs.len() > 1 {
+        datasets::write_summary(&args.out, args.data.protocol(), &results)?;
+    }
+    if let Some(cache) = &cache {
+        let s = cache.stats();
+        eprintln!(
+            "fbank cache {}: {} read, {} computed, {} bad entries replaced, {} not written",
+            cache.dir().display(),
+            s.hits,
+            s.computed,
+            s.discarded,
+            s.write_errors
+        );
+    }
+    Ok(())
+}
+
+/// Trains and tests one fold (or the dataset's one split), writing its run folder; returns its
+/// results.
+fn run_fold(
+    args: &Args,
+    device: &Device,
+    checkpoint: &Checkpoint,
+    petl: &PetlConfig,
+    run: &datasets::Run,
+    cache: Option<&FbankCache>,
+) -> Result<serde_json::Value> {
+    let config = &checkpoint.config;
+    let protocol = args.data.protocol();
+    let max_length = args.max_length.unwrap_or(protocol.max_length);
+    let batch_size = args.batch_size.unwrap_or(protocol.batch_size);
+    let (splits, out) = (&run.splits, &run.out);
+    if let Some(fold) = run.fold {
+        eprintln!("{} fold {fold} -> {}", protocol.name, out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let options = LoadOptions {
-        max_length: Some(args.max_length),
+        max_length: Some(max_length),
         position: petl.position_mode(),
         new_head: None,
     };
-    let ast = checkpoint.load_backbone(&options, &device)?;
-    let model = PetlModel::new(ast, config, &petl, splits.labels.len(), &device)?;
+    let ast = checkpoint.load_backbone(&options, device)?;
+    let model = PetlModel::new(ast, config, petl, splits.labels.len(), device)?;
     let mut extractor_config = checkpoint.preprocessor.clone();
-    extractor_config.max_length = args.max_length;
+    extractor_config.max_length = max_length;
     let extractor = FeatureExtractor::new(extractor_config)?;
-    let train_set = featurise(&splits.train, &extractor, args.skip_bad_files, "train")?;
-    let valid = featurise(&splits.valid, &extractor, args.skip_bad_files, "valid")?;
-    let test = featurise(&splits.test, &extractor, args.skip_bad_files, "test")?;
+    let featurise = |clips: &[Clip], what| {
+        datasets::featurise(clips, &extractor, cache, args.skip_bad_files, what)
+    };
+    let train_set = featurise(&splits.train, "train")?;
+    let valid = featurise(&splits.valid, "valid")?;
+    let test = featurise(&splits.test, "test")?;
 
-    let mut optimizer = OptimizerConfig::paper(&petl);
+    let mut optimizer = OptimizerConfig::paper(petl);
     if let Some(lr) = args.lr {
         optimizer.lr = lr;
     }
     let train_config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
+        epochs: args.epochs.unwrap_or(protocol.epochs),
+        batch_size,
         optimizer,
         seed: args.seed,
-        spec_augment: args.spec_augment.then_some(SpecAugment::PAPER),
+        spec_augment: args
+            .spec_augment
+            .unwrap_or(protocol.spec_augment)
+            .then_some(SpecAugment::PAPER),
         max_bad_steps: 10,
         warmup_steps: args.warmup_steps,
     };
     let run_config = json!({
-        "method": &args.method, "petl": &petl, "train": &train_config, "dataset": format!("{:?}", args.dataset),
-        "data": args.data, "speakers": args.speakers, "few_shot": args.few_shot, "max_length": args.max_length,
+        "method": &args.method, "petl": &petl, "train": &train_config, "dataset": &args.data,
+        "fold": run.fold, "rotation": &run.rotation, "max_length": max_length,
         "labels": splits.labels, "params": model.param_counts(),
     });
     write_atomic(
-        &args.out.join("config.json"),
+        &out.join("config.json"),
         serde_json::to_string_pretty(&run_config)?.as_bytes(),
     )?;
 
-    let shape = [args.max_length, config.num_mel_bins];
+    let shape = [max_length, config.num_mel_bins];
     let valid_ref = (!valid.is_empty()).then_some(valid.as_slice());
-    let (model, history) = run_loop(
-        model,
-        &train_set,
-        valid_ref,
-        shape,
-        &train_config,
-        &args.out,
-    )?;
+    let (model, history) = run_loop(model, &train_set, valid_ref, shape, &train_config, out)?;
 
-    let (test_loss, test_accuracy, _) = train::evaluate(&model, &test, args.batch_size, shape);
+    let (test_loss, test_accuracy, _) = train::evaluate(&model, &test, batch_size, shape);
     let metadata = AdapterMetadata {
         petl: petl.clone(),
         base_model: args.model.name(),
         base_sha256: sha256_hex(&checkpoint.weights),
         labels: splits.labels.clone(),
-        max_length: args.max_length,
+        max_length,
     };
     write_atomic(
-        &args.out.join("adapter.safetensors"),
+        &out.join("adapter.safetensors"),
         &model.valid().adapter_bytes(&metadata),
     )?;
     let results = json!({
-        "test_accuracy": test_accuracy, "test_loss": test_loss, "test_clips": test.len(),
+        "fold": run.fold, "test_accuracy": test_accuracy, "test_loss": test_loss, "test_clips": test.len(),
         "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
         "epochs": history.len(), "train_clips": train_set.len(), "trainable_params": model.param_counts().trainable,
     });
     write_atomic(
-        &args.out.join("results.json"),
+        &out.join("results.json"),
         serde_json::to_string_pretty(&results)?.as_bytes(),
     )?;
     println!(
         "test accuracy {test_accuracy:.4} on {} clips; run written to {}",
         test.len(),
-        args.out.display()
+        out.display()
     );
-    Ok(())
+    Ok(results)
 }
