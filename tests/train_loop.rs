@@ -303,20 +303,19 @@ fn an_interrupted_state_write_keeps_the_previous_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("train_state.safetensors");
     petl_ast::io::write_atomic(&path, &first).unwrap();
-    // The write of the next state dies before its rename: here its temporary file cannot be
-    // created (a folder sits at its name), as when a process is killed mid-write.
-    let tmp = dir.path().join(format!(
-        ".train_state.safetensors.tmp-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir(&tmp).unwrap();
-    assert!(petl_ast::io::write_atomic(&path, &second).is_err());
+    // The write of the next state dies half-way, before its rename, as when a process is killed
+    // mid-write.
+    let died = petl_ast::io::write_atomic_with(&path, |file| {
+        use std::io::Write;
+        file.write_all(&second[..second.len() / 2])?;
+        Err(std::io::Error::other("killed"))
+    });
+    assert!(died.is_err());
     let on_disk = std::fs::read(&path).unwrap();
     assert_eq!(on_disk, first);
     let state = TrainState::from_bytes(&on_disk, "state", model(), &config).unwrap();
     assert_eq!(state.epoch, 1);
     // Once the write goes through, the new state replaces it whole.
-    std::fs::remove_dir(&tmp).unwrap();
     petl_ast::io::write_atomic(&path, &second).unwrap();
     let state =
         TrainState::from_bytes(&std::fs::read(&path).unwrap(), "state", model(), &config).unwrap();

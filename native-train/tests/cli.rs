@@ -405,6 +405,7 @@ fn train_writes_a_run_folder_whose_adapter_classifies() {
         "adapter",
         "--reduction-rate",
         "8",
+        "--no-cache",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -531,6 +532,7 @@ fn small_train_args(fsdd: &Path, out: &Path, epochs: &str) -> Vec<String> {
         "adapter",
         "--reduction-rate",
         "8",
+        "--no-cache",
         "--out",
         out.to_str().unwrap(),
     ]
@@ -691,7 +693,8 @@ fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
     }
     let summary = json_file(&out_dir.join("results.json"));
     let mean = (accuracies[0] + accuracies[1]) / 2.0;
-    let std = (accuracies[0] - accuracies[1]).abs() / 2f64.sqrt();
+    // Population std (divisor n, numpy.std): half the distance of two values.
+    let std = (accuracies[0] - accuracies[1]).abs() / 2.0;
     let acc = &summary["test_accuracy"];
     assert!(
         (acc["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
@@ -703,6 +706,7 @@ fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
     );
     assert_eq!(acc["n"], 2);
     assert_eq!(acc["values"], serde_json::json!(accuracies));
+    assert_eq!(summary["std"], "population");
     assert_eq!(summary["runs"][1]["seed"], 6);
     assert_eq!(summary["runs"][1]["dir"], "seed-6");
 
@@ -844,9 +848,9 @@ fn report_writes_the_table_and_the_figures() {
         md.contains("| method | FSDD theo K=8 | FSDD yweweler K=8 | # trainable params |"),
         "{md}"
     );
-    // std of 70 and 80 (n − 1): 7.07.
+    // Population std of 70 and 80 (divisor n): 5.00.
     assert!(
-        md.contains("| LoRA RR=128 | 75.00 ± 7.07 (2) | – | 17,930 |"),
+        md.contains("| LoRA RR=128 | 75.00 ± 5.00 (2) | – | 17,930 |"),
         "{md}"
     );
     assert!(
@@ -892,4 +896,297 @@ fn report_writes_the_table_and_the_figures() {
         .file_name()
         .to_string_lossy()
         .starts_with('.')));
+}
+
+/// An ESC-50 tree (`meta/esc50.csv` + `audio/`) of two FSDD clips per fold, targets 0 and 1.
+fn esc50_tree(fsdd: &std::path::Path, root: &std::path::Path) {
+    let mut csv = String::from("filename,fold,target,category,esc10,src_file,take\n");
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    std::fs::create_dir_all(root.join("audio")).unwrap();
+    for fold in 1..=5 {
+        for (target, category) in [(0, "dog"), (1, "rooster")] {
+            let name = format!("{fold}-{target}-A-{target}.wav");
+            csv += &format!("{name},{fold},{target},{category},True,{fold},A\n");
+            let source = format!("{}_theo_{fold}.wav", target * 7);
+            std::fs::copy(fsdd.join(source), root.join("audio").join(&name)).unwrap();
+        }
+    }
+    std::fs::write(root.join("meta/esc50.csv"), csv).unwrap();
+}
+
+#[test]
+fn train_esc50_runs_every_fold_with_the_protocol_defaults_and_the_cache() {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if !fsdd.is_dir() {
+        eprintln!(
+            "note: {} is absent; ESC-50 CLI test skipped",
+            fsdd.display()
+        );
+        return;
+    }
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ESC-50");
+    esc50_tree(&fsdd, &data);
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("runs/esc");
+    let (data_s, cache_s, out_s) = (
+        data.display().to_string(),
+        cache.display().to_string(),
+        out.display().to_string(),
+    );
+    let common = [
+        "train",
+        "--checkpoint",
+        &checkpoint,
+        "--dataset",
+        "esc50",
+        "--data",
+        &data_s,
+        "--method",
+        "linear",
+        "--epochs",
+        "1",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--cache-dir", &cache_s, "--out", &out_s]);
+    let result = native_train(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+
+    // Every rotation: one sub-run per test fold (and seed: fold-N/seed-0), valid = the fold
+    // before, train = the rest.
+    for fold in 1..=5 {
+        let run = out.join(format!("fold-{fold}/seed-0"));
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "adapter.safetensors",
+            "results.json",
+        ] {
+            assert!(
+                run.join(file).is_file(),
+                "fold-{fold}/seed-0/{file} missing"
+            );
+        }
+        let config = json_file(&run.join("config.json"));
+        let valid = if fold == 1 { 5 } else { fold - 1 };
+        assert_eq!(config["rotation"]["test"], fold);
+        assert_eq!(config["rotation"]["valid"], serde_json::json!([valid]));
+        // The protocol's defaults: 500 frames, batch 32, SpecAugment on.
+        assert_eq!(config["max_length"], 500);
+        assert_eq!(config["train"]["batch_size"], 32);
+        assert!(config["train"]["spec_augment"].is_object(), "{config}");
+        let results = json_file(&run.join("results.json"));
+        assert_eq!(results["fold"], fold);
+        assert_eq!(results["train_clips"], 6);
+        assert_eq!(results["test_clips"], 2);
+    }
+    // The summary over the sub-runs (folds × seeds), population std as the reference's np.std.
+    let summary = json_file(&out.join("results.json"));
+    let accuracies: Vec<f64> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test_accuracy"].as_f64().unwrap())
+        .collect();
+    assert_eq!(accuracies.len(), 5);
+    let folds: Vec<u64> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["fold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(folds, [1, 2, 3, 4, 5]);
+    assert_eq!(summary["runs"][2]["dir"], "fold-3/seed-0");
+    let mean = accuracies.iter().sum::<f64>() / 5.0;
+    let std = (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    assert!((summary["test_accuracy"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((summary["test_accuracy"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+    assert_eq!(summary["std"], "population");
+    assert_eq!(summary["dataset"], "ESC-50");
+    // Fold 1 featurises all ten clips; folds 2–5 read them back.
+    assert!(
+        stderr.contains("40 read, 10 computed, 0 bad entries replaced"),
+        "{stderr}"
+    );
+
+    // One fold, into --out itself, with flags overriding the protocol.
+    let single = dir.path().join("runs/fold3");
+    let single_s = single.display().to_string();
+    let mut args = common.to_vec();
+    args.extend([
+        "--fold",
+        "3",
+        "--max-length",
+        "120",
+        "--spec-augment",
+        "false",
+        "--no-cache",
+        "--out",
+        &single_s,
+    ]);
+    let result = native_train(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let config = json_file(&single.join("config.json"));
+    assert_eq!(config["max_length"], 120);
+    assert!(config["train"]["spec_augment"].is_null(), "{config}");
+    assert_eq!(json_file(&single.join("results.json"))["fold"], 3);
+    assert!(!single.join("fold-3").exists());
+
+    // Folds that do not exist.
+    let mut args = common.to_vec();
+    args.extend(["--fold", "6", "--no-cache", "--out", &single_s]);
+    let result = native_train(&args);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("ESC-50 has folds 1..=5"));
+}
+
+/// The sub-run folders of a `results.json` summary.
+fn summary_dirs(summary: &serde_json::Value) -> Vec<String> {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dir"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn train_folds_times_seeds_resumes_and_reports() {
+    let Some(fsdd) = fsdd() else { return };
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ESC-50");
+    esc50_tree(&fsdd, &data);
+    let whole = dir.path().join("whole");
+    let killed = dir.path().join("killed");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--checkpoint",
+            &checkpoint,
+            "--dataset",
+            "esc50",
+            "--data",
+            data.to_str().unwrap(),
+            "--method",
+            "adapter",
+            "--reduction-rate",
+            "8",
+            "--epochs",
+            "2",
+            "--max-length",
+            "120",
+            "--seed",
+            "1",
+            "--seeds",
+            "2",
+            "--no-cache",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let out = run_cli(&args(&whole), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 5 folds × seeds 1, 2: fold-F/seed-S, folds outer.
+    let summary = json_file(&whole.join("results.json"));
+    let expected: Vec<String> = (1..=5)
+        .flat_map(|f| [1, 2].map(|s| format!("fold-{f}/seed-{s}")))
+        .collect();
+    assert_eq!(summary_dirs(&summary), expected);
+    assert_eq!(summary["test_accuracy"]["n"], 10);
+    assert_eq!(summary["std"], "population");
+    for (i, dir) in expected.iter().enumerate() {
+        let (fold, seed) = ((i / 2 + 1) as u64, (i % 2 + 1) as u64);
+        let config = json_file(&whole.join(dir).join("config.json"));
+        assert_eq!(config["fold"], fold);
+        assert_eq!(config["train"]["seed"], seed);
+        assert_eq!(config["dataset"], "Esc50");
+        let results = json_file(&whole.join(dir).join("results.json"));
+        assert_eq!(
+            (results["fold"].as_u64(), results["seed"].as_u64()),
+            (Some(fold), Some(seed))
+        );
+        assert_eq!(summary["runs"][i]["fold"], fold);
+        assert_eq!(summary["runs"][i]["seed"], seed);
+        assert!(whole.join(dir).join("predictions.json").is_file());
+    }
+
+    // Killed in the first sub-run, resumed: the same summary as the uninterrupted run.
+    let out = run_cli(&args(&killed), &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "1")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(killed
+        .join("fold-1/seed-1/train_state.safetensors")
+        .is_file());
+    assert!(!killed.join("fold-1/seed-1/results.json").exists());
+    assert!(!killed.join("fold-1/seed-2").exists());
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("after epoch 1 of 2"), "{stderr}");
+    assert_eq!(json_file(&killed.join("results.json")), summary);
+
+    // A sub-run in the middle of the loop that did not finish (its results gone): only it runs
+    // again, from its last state; the other nine are kept.
+    std::fs::remove_file(killed.join("fold-3/seed-2/results.json")).unwrap();
+    std::fs::remove_file(killed.join("results.json")).unwrap();
+    let out = run_cli(&resume, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("finished already").count(), 9, "{stderr}");
+    assert!(stderr.contains("after epoch 2 of 2"), "{stderr}");
+    assert_eq!(json_file(&killed.join("results.json")), summary);
+    assert_eq!(
+        metrics_without_time(&killed.join("fold-3/seed-2")),
+        metrics_without_time(&whole.join("fold-3/seed-2"))
+    );
+
+    // The report reads the combined layout: one ESC-50 cell over the 10 runs.
+    let report = dir.path().join("report");
+    let out = run_cli(
+        &[
+            "report".to_string(),
+            killed.display().to_string(),
+            "--out".into(),
+            report.display().to_string(),
+            "--tsne-iterations".into(),
+            "0".into(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    let accuracy = &summary["test_accuracy"];
+    assert!(
+        md.contains("| method | ESC-50 | # trainable params |"),
+        "{md}"
+    );
+    let cell = format!(
+        "| Pfeiffer-par RR=8 | {:.2} ± {:.2} (10) |",
+        100.0 * accuracy["mean"].as_f64().unwrap(),
+        100.0 * accuracy["std"].as_f64().unwrap()
+    );
+    assert!(md.contains(&cell), "{cell}\n{md}");
+    assert!(
+        md.contains("| killed-fold-3-seed-2 | Pfeiffer-par RR=8 | ESC-50 | 3 | 2 | 2 |"),
+        "{md}"
+    );
 }

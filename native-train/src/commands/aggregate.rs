@@ -1,6 +1,10 @@
 //! Several sub-runs of one configuration in one run folder (one per seed, and per dataset fold
 //! where the dataset has folds): where each sub-run writes, and the `results.json` that sums them
 //! up with the mean and the standard deviation of the test accuracy.
+//!
+//! The standard deviation is the population one (divisor n, `numpy.std` with its default
+//! `ddof=0`), as PETL_AST computes the numbers the paper reports; every summary says so in its
+//! `"std"` field ([`STD_CONVENTION`]).
 
 use std::path::{Path, PathBuf};
 
@@ -29,18 +33,18 @@ impl SubRun {
     }
 }
 
-/// Mean and sample standard deviation (divisor n − 1, as `numpy.std(ddof=1)`; 0 for fewer than
-/// two values). `(NaN, NaN)` for no values.
+/// The `"std"` field of a summary: which standard deviation [`mean_std`] computes.
+pub const STD_CONVENTION: &str = "population";
+
+/// Mean and population standard deviation (divisor n, as `numpy.std` by default and as
+/// PETL_AST reports; 0 for one value). `(NaN, NaN)` for no values.
 pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len();
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
     let mean = values.iter().sum::<f64>() / n as f64;
-    if n < 2 {
-        return (mean, 0.0);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
     (mean, var.sqrt())
 }
 
@@ -50,7 +54,8 @@ const SUMMARISED: [&str; 3] = ["test_accuracy", "test_loss", "best_valid_accurac
 const SHARED: [&str; 4] = ["trainable_params", "train_clips", "test_clips", "epochs"];
 
 /// The summary of `runs` (each sub-run with its `results.json`):
-/// `{"test_accuracy": {"mean", "std", "n", "values"}, …, "runs": [{"fold", "seed", "dir", …}]}`.
+/// `{"test_accuracy": {"mean", "std", "n", "values"}, …, "std": "population",
+/// "runs": [{"fold", "seed", "dir", …}]}`.
 pub fn summarise(runs: &[(SubRun, Value)]) -> Value {
     let mut out = Map::new();
     for field in SUMMARISED {
@@ -82,13 +87,18 @@ pub fn summarise(runs: &[(SubRun, Value)]) -> Value {
             entry
         })
         .collect();
+    out.insert("std".into(), STD_CONVENTION.into());
     out.insert("runs".into(), Value::Array(list));
     Value::Object(out)
 }
 
-/// Writes `out/results.json` for `runs` and returns it.
-pub fn write(out: &Path, runs: &[(SubRun, Value)]) -> Result<Value> {
-    let summary = summarise(runs);
+/// Writes `out/results.json` for `runs`, with the `extra` fields (e.g. the dataset) added to
+/// the summary, and returns it.
+pub fn write(out: &Path, runs: &[(SubRun, Value)], extra: &[(&str, Value)]) -> Result<Value> {
+    let mut summary = summarise(runs);
+    for (key, value) in extra {
+        summary[*key] = value.clone();
+    }
     let path = out.join("results.json");
     write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -105,10 +115,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mean_and_sample_std() {
+    fn mean_and_population_std_as_numpys() {
         let (m, s) = mean_std(&[0.5, 0.7, 0.9]);
         assert!((m - 0.7).abs() < 1e-12);
-        assert!((s - 0.2).abs() < 1e-12);
+        // np.std([0.5, 0.7, 0.9]) = sqrt(0.08 / 3)
+        assert!((s - (0.08f64 / 3.0).sqrt()).abs() < 1e-12);
+        let (m, s) = mean_std(&[0.8, 0.9, 1.0]);
+        assert!((m - 0.9).abs() < 1e-12);
+        assert!((s - (0.02f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
         assert!(mean_std(&[]).0.is_nan());
     }
@@ -136,9 +150,8 @@ mod tests {
         assert_eq!(s["test_accuracy"]["mean"], 0.625);
         assert_eq!(s["test_accuracy"]["n"], 2);
         assert_eq!(s["test_accuracy"]["values"], json!([0.5, 0.75]));
-        assert!(
-            (s["test_accuracy"]["std"].as_f64().unwrap() - 0.176_776_695_296_636_9).abs() < 1e-12
-        );
+        assert!((s["test_accuracy"]["std"].as_f64().unwrap() - 0.125).abs() < 1e-12);
+        assert_eq!(s["std"], "population");
         assert_eq!(s["trainable_params"], 10);
         assert_eq!(s["runs"][1]["dir"], "seed-4");
         assert_eq!(s["runs"][1]["seed"], 4);

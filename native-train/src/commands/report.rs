@@ -67,8 +67,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let mut md = format!(
-        "# PETL report\n\n{} runs. Test accuracy in %: mean ± sample standard deviation over the \
-         runs (folds × seeds) of each cell, their number in parentheses.\n\n## Table I\n\n{}\n",
+        "# PETL report\n\n{} runs. Test accuracy in %: mean ± population standard deviation \
+         (numpy.std, as PETL_AST reports) over the runs (folds × seeds) of each cell, their \
+         number in parentheses.\n\n## Table I\n\n{}\n",
         runs.len(),
         table.markdown()
     );

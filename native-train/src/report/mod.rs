@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use petl_ast::data::DatasetKind;
 use serde_json::Value;
 
 use crate::commands::aggregate::{self, mean_std};
@@ -127,7 +128,8 @@ pub fn method_label(m: &Value) -> String {
     label
 }
 
-/// The dataset label of a `config.json`: layout, speakers or folder, few-shot K.
+/// The dataset label of a `config.json`: layout (ESC-50, UrbanSound8K, … by the protocol's
+/// name), speakers or folder, few-shot K. The folds of a dataset share its label.
 pub fn dataset_label(c: &Value) -> String {
     let mut label = match c["dataset"].as_str().unwrap_or("?") {
         "Fsdd" => {
@@ -144,7 +146,11 @@ pub fn dataset_label(c: &Value) -> String {
         "Folder" => Path::new(c["data"].as_str().unwrap_or("?"))
             .file_name()
             .map_or("folder".into(), |n| n.to_string_lossy().to_string()),
-        other => other.to_string(),
+        other => serde_json::from_value::<DatasetKind>(Value::String(other.to_lowercase()))
+            .map_or_else(
+                |_| other.to_string(),
+                |kind| kind.protocol().name.to_string(),
+            ),
     };
     if let Some(k) = c["few_shot"].as_u64() {
         label.push_str(&format!(" K={k}"));
@@ -299,7 +305,7 @@ fn walk(path: &Path, id: &str, out: &mut Vec<Run>) -> Result<()> {
 pub struct Cell {
     /// Mean test accuracy, %.
     pub mean: f64,
-    /// Sample standard deviation, %.
+    /// Population standard deviation (as `numpy.std`, see [`aggregate::mean_std`]), %.
     pub std: f64,
     /// Runs (folds × seeds).
     pub n: usize,
@@ -436,6 +442,9 @@ mod tests {
         assert_eq!(dataset_label(&c), "FSDD theo,yweweler K=8");
         let c = json!({"dataset": "Folder", "data": "/d/esc50", "few_shot": null});
         assert_eq!(dataset_label(&c), "esc50");
+        let c = json!({"dataset": "Esc50", "fold": 3, "few_shot": null});
+        assert_eq!(dataset_label(&c), "ESC-50");
+        assert_eq!(dataset_label(&json!({"dataset": "Us8k"})), "UrbanSound8K");
     }
 
     #[test]
