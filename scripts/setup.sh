@@ -8,8 +8,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
-# espeak-ng and sox for generated speech, binaryen for wasm-opt.
-APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config nodejs npm"
+# espeak-ng and sox for generated speech, binaryen for wasm-opt, node + npm for the web
+# end-to-end test, a TrueType font for the PNG figures of `native-train report`.
+APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config nodejs npm fonts-dejavu-core"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

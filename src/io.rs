@@ -2,10 +2,26 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Makes the temporary names of concurrent writers in one process distinct.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to a temporary file in the same folder, syncs it, then renames it over `path`:
-/// readers see either the old or the new content, never a mix.
+/// readers see either the old or the new content, never a mix. Safe to call from several
+/// threads or processes at once, also for the same `path` (the last rename wins): every call
+/// has its own temporary name, `.NAME.tmp-PID-N`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] with the content written by `write` into the temporary file. When `write`
+/// (or the sync or the rename) fails, the temporary file is removed and `path` keeps its old
+/// content.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -14,13 +30,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
     })?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        NEXT_TMP.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
@@ -61,5 +78,39 @@ mod tests {
         assert!(write_atomic(&target, b"new").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_write_that_dies_half_way_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        write_atomic(&path, b"old").unwrap();
+        let err = write_atomic_with(&path, |file| {
+            file.write_all(b"ne")?;
+            Err(std::io::Error::other("killed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "killed");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn every_call_has_its_own_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        let mut names = Vec::new();
+        for _ in 0..2 {
+            let _ = write_atomic_with(&path, |_| {
+                for e in std::fs::read_dir(dir.path()).unwrap() {
+                    names.push(e.unwrap().file_name().to_string_lossy().to_string());
+                }
+                Err(std::io::Error::other("stop"))
+            });
+        }
+        assert_eq!(names.len(), 2);
+        assert_ne!(names[0], names[1]);
+        let prefix = format!(".a.bin.tmp-{}-", std::process::id());
+        assert!(names.iter().all(|n| n.starts_with(&prefix)), "{names:?}");
     }
 }

@@ -1,13 +1,19 @@
 //! The training loop on the tiny checkpoint: it learns a separable task, keeps the best
-//! validation epoch, skips non-finite steps and stops when they pile up.
+//! validation epoch, skips non-finite steps and stops when they pile up; a run saved after an
+//! epoch and continued ends exactly like the uninterrupted run.
 
 mod common;
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
 use common::{device, fixture};
 use petl_ast::audio::FeatureExtractor;
 use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::{MethodArgs, PetlModel};
-use petl_ast::train::{self, Example, OptimizerConfig, TrainConfig, TrainError};
+use petl_ast::train::{
+    self, EpochMetrics, Example, OptimizerConfig, SpecAugment, StateError, TrainConfig, TrainError,
+    TrainState,
+};
 
 const SHAPE: [usize; 2] = [100, 128];
 
@@ -125,4 +131,193 @@ fn non_finite_losses_are_skipped_then_stop_training() {
         train::train(model(), &[], None, SHAPE, &config(1), &mut |_| {}).err(),
         Some(TrainError::Empty)
     );
+}
+
+/// Every trainable tensor of `model`, by path, as raw bits.
+fn trainable_bits<M: Module>(model: &M) -> Vec<(String, Vec<u32>)> {
+    #[derive(Default)]
+    struct Bits {
+        path: Vec<String>,
+        out: Vec<(String, Vec<u32>)>,
+    }
+    impl ModuleVisitor for Bits {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if param.is_require_grad() {
+                let values = param.val().into_data().try_to_vec::<f32>().unwrap();
+                self.out.push((
+                    self.path.join("."),
+                    values.iter().map(|v| v.to_bits()).collect(),
+                ));
+            }
+        }
+    }
+    let mut bits = Bits::default();
+    model.visit(&mut bits);
+    assert!(!bits.out.is_empty());
+    bits.out
+}
+
+/// Metrics without the wall time.
+fn timeless(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    history
+        .iter()
+        .map(|m| EpochMetrics {
+            seconds: 0.0,
+            ..m.clone()
+        })
+        .collect()
+}
+
+fn resumable_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        // Exercises the generator between epochs.
+        spec_augment: Some(SpecAugment {
+            freq_mask: 8,
+            time_mask: 10,
+        }),
+        ..config(epochs)
+    }
+}
+
+/// Runs `config` from a fresh state and returns the bytes of the state after `epoch`, stopping
+/// there through the hook.
+fn state_after(
+    model: PetlModel,
+    epoch: usize,
+    train_set: &[Example],
+    valid: &[Example],
+    config: &TrainConfig,
+) -> Vec<u8> {
+    let mut saved = None;
+    let result = train::train_from(
+        TrainState::new(model, config),
+        train_set,
+        Some(valid),
+        SHAPE,
+        config,
+        &mut |_| {},
+        &mut |state| {
+            saved = Some(state.to_bytes(config).map_err(|e| e.to_string())?);
+            if state.epoch == epoch {
+                Err("interrupted".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert_eq!(
+        result.err(),
+        Some(TrainError::Hook {
+            epoch,
+            message: "interrupted".into()
+        })
+    );
+    saved.unwrap()
+}
+
+#[test]
+fn three_epochs_equal_two_then_one_resumed() {
+    let (train_set, valid) = (examples(24, 11), examples(8, 12));
+    let config = resumable_config(3);
+    let start = model();
+    let full = train::train_from(
+        TrainState::new(start.clone(), &config),
+        &train_set,
+        Some(&valid),
+        SHAPE,
+        &config,
+        &mut |_| {},
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+
+    let bytes = state_after(start, 2, &train_set, &valid, &config);
+    // A freshly built model (another random head and adapters): every trained tensor comes from
+    // the file.
+    let state = TrainState::from_bytes(&bytes, "state", model(), &config).unwrap();
+    assert_eq!((state.epoch, state.history.len()), (2, 2));
+    let resumed = train::train_from(
+        state,
+        &train_set,
+        Some(&valid),
+        SHAPE,
+        &config,
+        &mut |_| {},
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+
+    assert_eq!(timeless(&resumed.history), timeless(&full.history));
+    assert_eq!(
+        trainable_bits(&resumed.model),
+        trainable_bits(&full.model),
+        "final weights differ"
+    );
+    assert_eq!(resumed.global_step, full.global_step);
+    assert_eq!(resumed.order, full.order);
+    let (best_resumed, _) = resumed.finish();
+    let (best_full, _) = full.finish();
+    assert_eq!(trainable_bits(&best_resumed), trainable_bits(&best_full));
+    let (loss_a, acc_a, pred_a) = train::evaluate(&best_resumed, &valid, 8, SHAPE);
+    let (loss_b, acc_b, pred_b) = train::evaluate(&best_full, &valid, 8, SHAPE);
+    assert_eq!((loss_a, acc_a, pred_a), (loss_b, acc_b, pred_b));
+}
+
+#[test]
+fn a_state_of_another_run_is_refused_and_a_torn_one_never_loads() {
+    let (train_set, valid) = (examples(8, 13), examples(4, 14));
+    let config = resumable_config(2);
+    let bytes = state_after(model(), 1, &train_set, &valid, &config);
+
+    let other = TrainConfig {
+        seed: 4,
+        ..config.clone()
+    };
+    let err = TrainState::from_bytes(&bytes, "runs/x/state", model(), &other)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, StateError::Mismatch { file, message } if file == "runs/x/state" && message.contains("same arguments")),
+        "{err}"
+    );
+    for cut in [bytes.len() / 2, bytes.len() - 1, 10] {
+        let err = TrainState::from_bytes(&bytes[..cut], "torn", model(), &config)
+            .err()
+            .unwrap();
+        assert!(matches!(err, StateError::Format { .. }), "{err}");
+    }
+}
+
+#[test]
+fn an_interrupted_state_write_keeps_the_previous_state() {
+    let (train_set, valid) = (examples(8, 15), examples(4, 16));
+    let config = resumable_config(2);
+    let first = state_after(model(), 1, &train_set, &valid, &config);
+    let second = state_after(model(), 2, &train_set, &valid, &config);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train_state.safetensors");
+    petl_ast::io::write_atomic(&path, &first).unwrap();
+    // The write of the next state dies half-way, before its rename, as when a process is killed
+    // mid-write.
+    let died = petl_ast::io::write_atomic_with(&path, |file| {
+        use std::io::Write;
+        file.write_all(&second[..second.len() / 2])?;
+        Err(std::io::Error::other("killed"))
+    });
+    assert!(died.is_err());
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(on_disk, first);
+    let state = TrainState::from_bytes(&on_disk, "state", model(), &config).unwrap();
+    assert_eq!(state.epoch, 1);
+    // Once the write goes through, the new state replaces it whole.
+    petl_ast::io::write_atomic(&path, &second).unwrap();
+    let state =
+        TrainState::from_bytes(&std::fs::read(&path).unwrap(), "state", model(), &config).unwrap();
+    assert_eq!(state.epoch, 2);
 }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod model_source;
+mod report;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     Train(commands::train::Args),
     /// Train the small offline demo AST from scratch on FSDD.
     PretrainDemo(commands::pretrain_demo::Args),
+    /// Sum up run folders: a Table-I markdown table and figures (accuracy vs parameters,
+    /// curves, confusion matrices, t-SNE of the test embeddings).
+    Report(commands::report::Args),
     /// Count the total and trainable parameters of a PETL method on a checkpoint.
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Features(args) => commands::features::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Params(args) => commands::params::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::PretrainDemo(args) => commands::pretrain_demo::run(args),
         Command::Convert(args) => commands::convert::run(args),

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `native-train` binary against the reference numbers of
 //! `scripts/make_fixtures.py`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -405,6 +405,7 @@ fn train_writes_a_run_folder_whose_adapter_classifies() {
         "adapter",
         "--reduction-rate",
         "8",
+        "--no-cache",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -494,4 +495,698 @@ fn the_built_in_demo_backbone_recognises_digits() {
         .filter(|(p, t)| *p == t)
         .count();
     assert!(correct >= 3, "predicted {predicted:?}");
+}
+
+fn fsdd() -> Option<PathBuf> {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if fsdd.is_dir() {
+        Some(fsdd)
+    } else {
+        eprintln!("note: {} is absent; train CLI test skipped", fsdd.display());
+        None
+    }
+}
+
+/// `train` arguments of a small, fast FSDD run into `out` (with SpecAugment, so the generator
+/// matters).
+fn small_train_args(fsdd: &Path, out: &Path, epochs: &str) -> Vec<String> {
+    let checkpoint = fixture("models/ast-tiny-s10");
+    [
+        "train",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--dataset",
+        "fsdd",
+        "--data",
+        fsdd.to_str().unwrap(),
+        "--speakers",
+        "theo",
+        "--few-shot",
+        "2",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "8",
+        "--spec-augment",
+        "--method",
+        "adapter",
+        "--reduction-rate",
+        "8",
+        "--no-cache",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_cli(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_native-train"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+fn json_file(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `metrics.jsonl` without the wall times.
+fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_train_run_resumes_to_the_same_results() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let killed = dir.path().join("killed");
+    let out = run_cli(&small_train_args(&fsdd, &whole, "3"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Killed right after epoch 1's state was written.
+    let args = small_train_args(&fsdd, &killed, "3");
+    let out = run_cli(&args, &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "1")]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(killed.join("train_state.safetensors").is_file());
+    assert!(!killed.join("results.json").exists());
+    assert_eq!(metrics_without_time(&killed).len(), 1);
+    // A write of epoch 2's state that died half-way leaves its temporary file only.
+    let state = std::fs::read(killed.join("train_state.safetensors")).unwrap();
+    let torn = killed.join(".train_state.safetensors.tmp-999999");
+    std::fs::write(&torn, &state[..state.len() / 2]).unwrap();
+
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("after epoch 1 of 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!torn.exists(), "the torn temporary file is cleaned up");
+
+    assert_eq!(
+        json_file(&killed.join("results.json")),
+        json_file(&whole.join("results.json"))
+    );
+    assert_eq!(metrics_without_time(&killed), metrics_without_time(&whole));
+    assert_eq!(
+        json_file(&killed.join("predictions.json")),
+        json_file(&whole.join("predictions.json"))
+    );
+    assert_eq!(
+        std::fs::read(killed.join("embeddings.npy")).unwrap(),
+        std::fs::read(whole.join("embeddings.npy")).unwrap()
+    );
+
+    // Other arguments are refused rather than mixed into the run.
+    let mut other = small_train_args(&fsdd, &killed, "4");
+    other.push("--resume".into());
+    let out = run_cli(&other, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other arguments"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("seeds");
+    let mut args = small_train_args(&fsdd, &out_dir, "1");
+    args.extend(["--seed", "5", "--seeds", "2"].map(String::from));
+    let out = run_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut accuracies = Vec::new();
+    for seed in [5, 6] {
+        let sub = out_dir.join(format!("seed-{seed}"));
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "adapter.safetensors",
+            "train_state.safetensors",
+            "predictions.json",
+            "embeddings.npy",
+            "results.json",
+        ] {
+            assert!(sub.join(file).is_file(), "seed-{seed}/{file} missing");
+        }
+        assert_eq!(json_file(&sub.join("config.json"))["train"]["seed"], seed);
+        let results = json_file(&sub.join("results.json"));
+        accuracies.push(results["test_accuracy"].as_f64().unwrap());
+
+        let predictions = json_file(&sub.join("predictions.json"));
+        assert_eq!(predictions["labels"].as_array().unwrap().len(), 10);
+        assert_eq!(predictions["targets"].as_array().unwrap().len(), 50);
+        assert_eq!(predictions["files"].as_array().unwrap().len(), 50);
+        let predicted: Vec<u64> = predictions["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let correct = predicted
+            .iter()
+            .zip(predictions["targets"].as_array().unwrap())
+            .filter(|(p, t)| Some(**p) == t.as_u64())
+            .count();
+        assert_eq!(correct as f64 / 50.0, accuracies.last().copied().unwrap());
+        let bytes = std::fs::read(sub.join("embeddings.npy")).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        // 50 test clips × the tiny model's width 64.
+        assert_eq!(npy.shape(), &[50, 64]);
+    }
+    let summary = json_file(&out_dir.join("results.json"));
+    let mean = (accuracies[0] + accuracies[1]) / 2.0;
+    // Population std (divisor n, numpy.std): half the distance of two values.
+    let std = (accuracies[0] - accuracies[1]).abs() / 2.0;
+    let acc = &summary["test_accuracy"];
+    assert!(
+        (acc["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+        "{summary}"
+    );
+    assert!(
+        (acc["std"].as_f64().unwrap() - std).abs() < 1e-12,
+        "{summary}"
+    );
+    assert_eq!(acc["n"], 2);
+    assert_eq!(acc["values"], serde_json::json!(accuracies));
+    assert_eq!(summary["std"], "population");
+    assert_eq!(summary["runs"][1]["seed"], 6);
+    assert_eq!(summary["runs"][1]["dir"], "seed-6");
+
+    // Resuming a finished run keeps every seed.
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("finished already")
+            .count(),
+        2
+    );
+    assert_eq!(json_file(&out_dir.join("results.json")), summary);
+}
+
+/// A run folder as `train` writes it, with made-up numbers.
+fn fake_run(dir: &Path, method: serde_json::Value, speaker: &str, seed: u64, accuracy: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let labels = ["zero", "one", "two"];
+    let config = serde_json::json!({
+        "method": method, "dataset": "Fsdd", "speakers": [speaker], "few_shot": 8,
+        "labels": labels, "train": {"seed": seed}, "params": {"trainable": 0},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let trainable = if method["method"] == "LoRA" {
+        17_930
+    } else {
+        11_306
+    };
+    let results = serde_json::json!({
+        "test_accuracy": accuracy, "test_loss": 1.0, "best_valid_accuracy": accuracy + 0.05,
+        "epochs": 3, "trainable_params": trainable, "seed": seed,
+    });
+    std::fs::write(dir.join("results.json"), results.to_string()).unwrap();
+    let metrics: String = (1..=3)
+        .map(|e| {
+            format!(
+                "{{\"epoch\":{e},\"train_loss\":{},\"train_accuracy\":{},\"valid_loss\":{},\"valid_accuracy\":{},\"lr\":0.001,\"seconds\":1.0,\"skipped_steps\":0}}\n",
+                2.0 / e as f64,
+                0.3 * e as f64,
+                2.2 / e as f64,
+                0.25 * e as f64
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("metrics.jsonl"), metrics).unwrap();
+    // 30 test clips, 10 per class, embeddings in three clusters.
+    let targets: Vec<usize> = (0..30).map(|i| i % 3).collect();
+    let predictions: Vec<usize> = (0..30)
+        .map(|i| if i < 6 { (i + 1) % 3 } else { i % 3 })
+        .collect();
+    let p = serde_json::json!({"labels": labels, "targets": targets, "predictions": predictions});
+    std::fs::write(dir.join("predictions.json"), p.to_string()).unwrap();
+    let mut values = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        for k in 0..8 {
+            let centre = if k == *t { 10.0 } else { 0.0 };
+            values.push(centre + ((i * 7 + k * 3) % 5) as f32 * 0.1);
+        }
+    }
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[30, 8])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        w.extend(values).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(dir.join("embeddings.npy"), bytes).unwrap();
+}
+
+#[test]
+fn report_writes_the_table_and_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let pfeiffer = serde_json::json!({"method": "adapter", "adapter_type": "Pfeiffer",
+        "seq_or_par": "parallel", "adapter_block": "bottleneck", "reduction_rate": 64});
+    let lora = serde_json::json!({"method": "LoRA", "reduction_rate_lora": 128});
+    // One single run, and a --seeds run of two seeds summed up by its results.json.
+    fake_run(
+        &runs.join("pfeiffer-theo"),
+        pfeiffer.clone(),
+        "theo",
+        0,
+        0.5,
+    );
+    fake_run(
+        &runs.join("pfeiffer-yweweler"),
+        pfeiffer,
+        "yweweler",
+        0,
+        0.625,
+    );
+    let seeds = runs.join("lora-theo");
+    fake_run(&seeds.join("seed-0"), lora.clone(), "theo", 0, 0.7);
+    fake_run(&seeds.join("seed-1"), lora, "theo", 1, 0.8);
+    let summary = serde_json::json!({"test_accuracy": {"mean": 0.75},
+        "runs": [{"dir": "seed-0", "seed": 0}, {"dir": "seed-1", "seed": 1}]});
+    std::fs::write(seeds.join("results.json"), summary.to_string()).unwrap();
+
+    let report = dir.path().join("report");
+    let mut args: Vec<String> = vec!["report".into()];
+    let mut folders: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    folders.sort();
+    args.extend(folders);
+    args.extend(
+        [
+            "--out",
+            report.to_str().unwrap(),
+            "--tsne-iterations",
+            "300",
+            "--perplexity",
+            "5",
+        ]
+        .map(String::from),
+    );
+    let out = run_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("| method | FSDD theo K=8 | FSDD yweweler K=8 | # trainable params |"),
+        "{md}"
+    );
+    // Population std of 70 and 80 (divisor n): 5.00.
+    assert!(
+        md.contains("| LoRA RR=128 | 75.00 ± 5.00 (2) | – | 17,930 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Pfeiffer-par RR=64 | 50.00 ± 0.00 (1) | 62.50 ± 0.00 (1) | 11,306 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| lora-theo-seed-1 | LoRA RR=128 | FSDD theo K=8 | – | 1 | 3 | 85.00 | 80.00 |"
+        ),
+        "{md}"
+    );
+
+    let mut figures = vec![report.join("accuracy_vs_params")];
+    for run in [
+        "pfeiffer-theo",
+        "pfeiffer-yweweler",
+        "lora-theo-seed-0",
+        "lora-theo-seed-1",
+    ] {
+        for figure in ["curves", "confusion", "tsne"] {
+            figures.push(report.join(run).join(figure));
+            assert!(md.contains(&format!("({run}/{figure}.svg)")), "{md}");
+        }
+    }
+    for stem in figures {
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.len() > 1000,
+            "{}",
+            stem.display()
+        );
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 1000,
+            "{}",
+            stem.display()
+        );
+    }
+    // No temporary files left behind.
+    assert!(std::fs::read_dir(&report).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
+}
+
+/// An ESC-50 tree (`meta/esc50.csv` + `audio/`) of two FSDD clips per fold, targets 0 and 1.
+fn esc50_tree(fsdd: &std::path::Path, root: &std::path::Path) {
+    let mut csv = String::from("filename,fold,target,category,esc10,src_file,take\n");
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    std::fs::create_dir_all(root.join("audio")).unwrap();
+    for fold in 1..=5 {
+        for (target, category) in [(0, "dog"), (1, "rooster")] {
+            let name = format!("{fold}-{target}-A-{target}.wav");
+            csv += &format!("{name},{fold},{target},{category},True,{fold},A\n");
+            let source = format!("{}_theo_{fold}.wav", target * 7);
+            std::fs::copy(fsdd.join(source), root.join("audio").join(&name)).unwrap();
+        }
+    }
+    std::fs::write(root.join("meta/esc50.csv"), csv).unwrap();
+}
+
+#[test]
+fn train_esc50_runs_every_fold_with_the_protocol_defaults_and_the_cache() {
+    let fsdd = root().join("../shared/data/fsdd/recordings");
+    if !fsdd.is_dir() {
+        eprintln!(
+            "note: {} is absent; ESC-50 CLI test skipped",
+            fsdd.display()
+        );
+        return;
+    }
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ESC-50");
+    esc50_tree(&fsdd, &data);
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("runs/esc");
+    let (data_s, cache_s, out_s) = (
+        data.display().to_string(),
+        cache.display().to_string(),
+        out.display().to_string(),
+    );
+    let common = [
+        "train",
+        "--checkpoint",
+        &checkpoint,
+        "--dataset",
+        "esc50",
+        "--data",
+        &data_s,
+        "--method",
+        "linear",
+        "--epochs",
+        "1",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--cache-dir", &cache_s, "--out", &out_s]);
+    let result = native_train(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+
+    // Every rotation: one sub-run per test fold (and seed: fold-N/seed-0), valid = the fold
+    // before, train = the rest.
+    for fold in 1..=5 {
+        let run = out.join(format!("fold-{fold}/seed-0"));
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "adapter.safetensors",
+            "results.json",
+        ] {
+            assert!(
+                run.join(file).is_file(),
+                "fold-{fold}/seed-0/{file} missing"
+            );
+        }
+        let config = json_file(&run.join("config.json"));
+        let valid = if fold == 1 { 5 } else { fold - 1 };
+        assert_eq!(config["rotation"]["test"], fold);
+        assert_eq!(config["rotation"]["valid"], serde_json::json!([valid]));
+        // The protocol's defaults: 500 frames, batch 32, SpecAugment on.
+        assert_eq!(config["max_length"], 500);
+        assert_eq!(config["train"]["batch_size"], 32);
+        assert!(config["train"]["spec_augment"].is_object(), "{config}");
+        let results = json_file(&run.join("results.json"));
+        assert_eq!(results["fold"], fold);
+        assert_eq!(results["train_clips"], 6);
+        assert_eq!(results["test_clips"], 2);
+    }
+    // The summary over the sub-runs (folds × seeds), population std as the reference's np.std.
+    let summary = json_file(&out.join("results.json"));
+    let accuracies: Vec<f64> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test_accuracy"].as_f64().unwrap())
+        .collect();
+    assert_eq!(accuracies.len(), 5);
+    let folds: Vec<u64> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["fold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(folds, [1, 2, 3, 4, 5]);
+    assert_eq!(summary["runs"][2]["dir"], "fold-3/seed-0");
+    let mean = accuracies.iter().sum::<f64>() / 5.0;
+    let std = (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    assert!((summary["test_accuracy"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((summary["test_accuracy"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+    assert_eq!(summary["std"], "population");
+    assert_eq!(summary["dataset"], "ESC-50");
+    // Fold 1 featurises all ten clips; folds 2–5 read them back.
+    assert!(
+        stderr.contains("40 read, 10 computed, 0 bad entries replaced"),
+        "{stderr}"
+    );
+
+    // One fold, into --out itself, with flags overriding the protocol.
+    let single = dir.path().join("runs/fold3");
+    let single_s = single.display().to_string();
+    let mut args = common.to_vec();
+    args.extend([
+        "--fold",
+        "3",
+        "--max-length",
+        "120",
+        "--spec-augment",
+        "false",
+        "--no-cache",
+        "--out",
+        &single_s,
+    ]);
+    let result = native_train(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let config = json_file(&single.join("config.json"));
+    assert_eq!(config["max_length"], 120);
+    assert!(config["train"]["spec_augment"].is_null(), "{config}");
+    assert_eq!(json_file(&single.join("results.json"))["fold"], 3);
+    assert!(!single.join("fold-3").exists());
+
+    // Folds that do not exist.
+    let mut args = common.to_vec();
+    args.extend(["--fold", "6", "--no-cache", "--out", &single_s]);
+    let result = native_train(&args);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("ESC-50 has folds 1..=5"));
+}
+
+/// The sub-run folders of a `results.json` summary.
+fn summary_dirs(summary: &serde_json::Value) -> Vec<String> {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dir"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn train_folds_times_seeds_resumes_and_reports() {
+    let Some(fsdd) = fsdd() else { return };
+    let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ESC-50");
+    esc50_tree(&fsdd, &data);
+    let whole = dir.path().join("whole");
+    let killed = dir.path().join("killed");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--checkpoint",
+            &checkpoint,
+            "--dataset",
+            "esc50",
+            "--data",
+            data.to_str().unwrap(),
+            "--method",
+            "adapter",
+            "--reduction-rate",
+            "8",
+            "--epochs",
+            "2",
+            "--max-length",
+            "120",
+            "--seed",
+            "1",
+            "--seeds",
+            "2",
+            "--no-cache",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let out = run_cli(&args(&whole), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 5 folds × seeds 1, 2: fold-F/seed-S, folds outer.
+    let summary = json_file(&whole.join("results.json"));
+    let expected: Vec<String> = (1..=5)
+        .flat_map(|f| [1, 2].map(|s| format!("fold-{f}/seed-{s}")))
+        .collect();
+    assert_eq!(summary_dirs(&summary), expected);
+    assert_eq!(summary["test_accuracy"]["n"], 10);
+    assert_eq!(summary["std"], "population");
+    for (i, dir) in expected.iter().enumerate() {
+        let (fold, seed) = ((i / 2 + 1) as u64, (i % 2 + 1) as u64);
+        let config = json_file(&whole.join(dir).join("config.json"));
+        assert_eq!(config["fold"], fold);
+        assert_eq!(config["train"]["seed"], seed);
+        assert_eq!(config["dataset"], "Esc50");
+        let results = json_file(&whole.join(dir).join("results.json"));
+        assert_eq!(
+            (results["fold"].as_u64(), results["seed"].as_u64()),
+            (Some(fold), Some(seed))
+        );
+        assert_eq!(summary["runs"][i]["fold"], fold);
+        assert_eq!(summary["runs"][i]["seed"], seed);
+        assert!(whole.join(dir).join("predictions.json").is_file());
+    }
+
+    // Killed in the first sub-run, resumed: the same summary as the uninterrupted run.
+    let out = run_cli(&args(&killed), &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "1")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(killed
+        .join("fold-1/seed-1/train_state.safetensors")
+        .is_file());
+    assert!(!killed.join("fold-1/seed-1/results.json").exists());
+    assert!(!killed.join("fold-1/seed-2").exists());
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let out = run_cli(&resume, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("after epoch 1 of 2"), "{stderr}");
+    assert_eq!(json_file(&killed.join("results.json")), summary);
+
+    // A sub-run in the middle of the loop that did not finish (its results gone): only it runs
+    // again, from its last state; the other nine are kept.
+    std::fs::remove_file(killed.join("fold-3/seed-2/results.json")).unwrap();
+    std::fs::remove_file(killed.join("results.json")).unwrap();
+    let out = run_cli(&resume, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("finished already").count(), 9, "{stderr}");
+    assert!(stderr.contains("after epoch 2 of 2"), "{stderr}");
+    assert_eq!(json_file(&killed.join("results.json")), summary);
+    assert_eq!(
+        metrics_without_time(&killed.join("fold-3/seed-2")),
+        metrics_without_time(&whole.join("fold-3/seed-2"))
+    );
+
+    // The report reads the combined layout: one ESC-50 cell over the 10 runs.
+    let report = dir.path().join("report");
+    let out = run_cli(
+        &[
+            "report".to_string(),
+            killed.display().to_string(),
+            "--out".into(),
+            report.display().to_string(),
+            "--tsne-iterations".into(),
+            "0".into(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    let accuracy = &summary["test_accuracy"];
+    assert!(
+        md.contains("| method | ESC-50 | # trainable params |"),
+        "{md}"
+    );
+    let cell = format!(
+        "| Pfeiffer-par RR=8 | {:.2} ± {:.2} (10) |",
+        100.0 * accuracy["mean"].as_f64().unwrap(),
+        100.0 * accuracy["std"].as_f64().unwrap()
+    );
+    assert!(md.contains(&cell), "{cell}\n{md}");
+    assert!(
+        md.contains("| killed-fold-3-seed-2 | Pfeiffer-par RR=8 | ESC-50 | 3 | 2 | 2 |"),
+        "{md}"
+    );
 }

@@ -14,11 +14,26 @@ pub fn examples(
     limits: &AudioLimits,
     skip_bad: bool,
 ) -> Result<(Vec<Example>, Vec<String>), DataError> {
-    let one = |clip: &Clip| -> Result<Example, String> {
+    examples_with(clips, skip_bad, |clip| {
         let audio = read_wav(&clip.path, limits).map_err(|e| e.to_string())?;
-        let features = extractor.extract_audio(&audio).map_err(|e| e.to_string())?;
+        extractor.extract_audio(&audio).map_err(|e| e.to_string())
+    })
+}
+
+/// Like [`examples`] with any per-clip feature function (e.g. a cache in front of the
+/// extractor): runs it on every clip (in parallel natively) and collects the results in clip
+/// order, failing on the first error unless `skip_bad`.
+pub fn examples_with<F>(
+    clips: &[Clip],
+    skip_bad: bool,
+    features: F,
+) -> Result<(Vec<Example>, Vec<String>), DataError>
+where
+    F: Fn(&Clip) -> Result<Vec<f32>, String> + Sync,
+{
+    let one = |clip: &Clip| -> Result<Example, String> {
         Ok(Example {
-            features,
+            features: features(clip)?,
             label: clip.label,
         })
     };

@@ -1,8 +1,20 @@
 //! Dataset readers: clip lists with labels and splits, read from the datasets' own layouts.
 
+#[cfg(not(target_family = "wasm"))]
+pub mod cache;
+mod csv;
+pub mod esc50;
 pub mod features;
 pub mod folder;
+pub mod folds;
+pub mod fsc;
 pub mod fsdd;
+pub mod gsc;
+pub mod protocol;
+pub mod us8k;
+
+pub use folds::{Folded, Rotation};
+pub use protocol::{DatasetKind, Protocol};
 
 use std::path::PathBuf;
 
@@ -47,6 +59,16 @@ pub enum DataError {
         /// The folder or file.
         path: String,
         /// What is missing or unexpected.
+        message: String,
+    },
+    /// A line of a metadata file (CSV or file list) is malformed or points at a missing file.
+    #[error("{path}:{line}: {message}")]
+    Row {
+        /// The metadata file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
         message: String,
     },
 }

@@ -1,15 +1,19 @@
-//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment.
+//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment, resumable
+//! training state.
 
 pub mod hyper;
 pub mod schedule;
 pub mod session;
 pub mod specaug;
+pub mod state;
 pub mod trainer;
 
 pub use hyper::OptimizerConfig;
 pub use schedule::CosineSchedule;
 pub use session::{PendingStep, StepReport, TrainSession};
 pub use specaug::SpecAugment;
+pub use state::StateError;
 pub use trainer::{
-    evaluate, train, Classifier, EpochMetrics, Example, Progress, TrainConfig, TrainError,
+    adamw, evaluate, predict, train, train_from, Classifier, EpochMetrics, Evaluation, Example,
+    Progress, TrainConfig, TrainError, TrainState,
 };

@@ -1,13 +1,19 @@
 //! The training loop: mini-batches of precomputed features, cross-entropy, AdamW with the
 //! paper's cosine schedule, evaluation after every epoch, best-on-validation selection.
+//!
+//! Everything the loop carries from one epoch to the next lives in a [`TrainState`], which the
+//! loop hands to a hook after every epoch and can start from: a run saved after epoch `k`
+//! ([`TrainState::to_bytes`]) and continued ([`train_from`]) ends exactly where the uninterrupted
+//! run ends.
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use super::hyper::OptimizerConfig;
@@ -15,7 +21,7 @@ use super::schedule::CosineSchedule;
 use super::specaug::SpecAugment;
 use burn::module::Module;
 
-use crate::model::AstForAudioClassification;
+use crate::model::{AstForAudioClassification, AstModel};
 use crate::petl::PetlModel;
 
 /// A module that maps `[batch, max_length, mel]` inputs to `[batch, classes]` logits; what the
@@ -23,6 +29,9 @@ use crate::petl::PetlModel;
 pub trait Classifier: Module + Clone {
     /// Logits.
     fn logits(&self, input: Tensor<3>) -> Tensor<2>;
+    /// Logits and the pooled representation the head reads (`[batch, d]`: the CLS token or the
+    /// token mean), e.g. for t-SNE plots of what the model learned.
+    fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>);
     /// The device of the parameters.
     fn device(&self) -> Device;
 }
@@ -30,6 +39,10 @@ pub trait Classifier: Module + Clone {
 impl Classifier for PetlModel {
     fn logits(&self, input: Tensor<3>) -> Tensor<2> {
         self.forward(input)
+    }
+    fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let pooled = self.pool(self.encode(input));
+        (self.head.forward(pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
         self.head.weight.device()
@@ -39,6 +52,10 @@ impl Classifier for PetlModel {
 impl Classifier for AstForAudioClassification {
     fn logits(&self, input: Tensor<3>) -> Tensor<2> {
         self.forward(input)
+    }
+    fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let pooled = AstModel::pool(self.ast.forward(input));
+        (self.head.forward(pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
         self.head.dense.weight.device()
@@ -132,6 +149,45 @@ pub enum TrainError {
         /// `max_length × mel`.
         expected: usize,
     },
+    /// The state to continue from is past the configured number of epochs.
+    #[error("the saved state has {done} epochs done but the run has only {epochs}")]
+    PastTheEnd {
+        /// Epochs the state has done.
+        done: usize,
+        /// Epochs of the configuration.
+        epochs: usize,
+    },
+    /// The saved state was made on a training set of another size.
+    #[error("the saved state was trained on {saved} examples, this training set has {found}")]
+    SetChanged {
+        /// Examples when the state was saved.
+        saved: usize,
+        /// Examples now.
+        found: usize,
+    },
+    /// The end-of-epoch hook failed (e.g. writing a checkpoint).
+    #[error("after epoch {epoch}: {message}")]
+    Hook {
+        /// 1-based epoch.
+        epoch: usize,
+        /// What the hook reported.
+        message: String,
+    },
+}
+
+/// Loss, accuracy, predictions and pooled embeddings of a model on a set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction of correct predictions.
+    pub accuracy: f64,
+    /// Predicted class of each example.
+    pub predictions: Vec<usize>,
+    /// Row-major `[examples, embedding_dim]` pooled representations.
+    pub embeddings: Vec<f32>,
+    /// Width of one embedding.
+    pub embedding_dim: usize,
 }
 
 /// Loss, accuracy and predicted classes of `model` on `data` (no gradients).
@@ -141,13 +197,27 @@ pub fn evaluate<M: Classifier>(
     batch_size: usize,
     shape: [usize; 2],
 ) -> (f64, f64, Vec<usize>) {
+    let e = predict(model, data, batch_size, shape, &mut |_| {});
+    (e.loss, e.accuracy, e.predictions)
+}
+
+/// [`evaluate`] with the pooled embedding of every example; `progress` sees the number of
+/// examples done after each batch.
+pub fn predict<M: Classifier>(
+    model: &M,
+    data: &[Example],
+    batch_size: usize,
+    shape: [usize; 2],
+    progress: &mut dyn FnMut(usize),
+) -> Evaluation {
     let model = model.valid();
     let device = model.device();
     let (mut loss_sum, mut correct, mut predictions) =
         (0.0, 0usize, Vec::with_capacity(data.len()));
+    let (mut embeddings, mut embedding_dim) = (Vec::new(), 0);
     for chunk in data.chunks(batch_size.max(1)) {
         let (input, labels) = batch(chunk, shape, &device);
-        let logits = model.logits(input);
+        let (logits, pooled) = model.logits_and_embedding(input);
         let loss = cross_entropy(logits.clone(), labels.clone());
         loss_sum += loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
         let predicted = logits
@@ -159,9 +229,18 @@ pub fn evaluate<M: Classifier>(
             correct += usize::from(*p as usize == e.label);
             predictions.push(*p as usize);
         }
+        embedding_dim = pooled.dims()[1];
+        embeddings.extend(pooled.into_data().try_to_vec::<f32>().unwrap_or_default());
+        progress(predictions.len());
     }
     let n = data.len().max(1) as f64;
-    (loss_sum / n, correct as f64 / n, predictions)
+    Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        predictions,
+        embeddings,
+        embedding_dim,
+    }
 }
 
 /// Mean cross-entropy of `logits` `[batch, classes]` against class indices.
@@ -186,20 +265,114 @@ pub(crate) fn batch(
     (input, labels)
 }
 
+/// Everything the loop carries from one epoch to the next.
+///
+/// Saved after epoch `k` ([`TrainState::to_bytes`]) and continued with [`train_from`], a run
+/// ends with the same weights and metrics as the uninterrupted one.
+#[derive(Clone)]
+pub struct TrainState<M> {
+    /// The weights being trained.
+    pub model: M,
+    /// AdamW with its moments.
+    pub optimizer: ModuleOptimizer,
+    /// Epochs done.
+    pub epoch: usize,
+    /// Optimizer steps taken (skipped non-finite steps included): the schedule's position.
+    pub global_step: usize,
+    /// Non-finite losses seen so far.
+    pub bad_steps: usize,
+    /// Shuffling and SpecAugment randomness (`StdRng` of rand 0.9 is this generator).
+    pub rng: ChaCha12Rng,
+    /// Order of the training examples in the last epoch (empty before the first).
+    pub order: Vec<usize>,
+    /// Best validation accuracy so far and the weights that reached it.
+    pub best: Option<(f64, M)>,
+    /// Metrics of the epochs done.
+    pub history: Vec<EpochMetrics>,
+}
+
+impl<M: Classifier> TrainState<M> {
+    /// The state before the first epoch: `model` as given, a fresh AdamW, the generator seeded
+    /// with `config.seed`.
+    pub fn new(model: M, config: &TrainConfig) -> Self {
+        Self {
+            model,
+            optimizer: adamw(&config.optimizer),
+            epoch: 0,
+            global_step: 0,
+            bad_steps: 0,
+            rng: ChaCha12Rng::seed_from_u64(config.seed),
+            order: Vec::new(),
+            best: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// The weights of the best epoch on validation (the last weights without a validation set)
+    /// and every epoch's metrics.
+    pub fn finish(self) -> (M, Vec<EpochMetrics>) {
+        let model = self.best.map(|(_, m)| m).unwrap_or(self.model);
+        (model, self.history)
+    }
+}
+
+/// AdamW with the configured moments, decay and ε (the learning rate is given per step).
+pub fn adamw(o: &OptimizerConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.epsilon)
+        .with_weight_decay(o.weight_decay)
+        .init()
+}
+
 /// Trains `model` (on an autodiff device) and returns the weights of the best epoch on
 /// `valid` (the last epoch without a validation set) with every epoch's metrics.
 ///
 /// `shape` is `[max_length, mel]`. `progress` sees every step and epoch.
 pub fn train<M: Classifier>(
-    mut model: M,
+    model: M,
     train_set: &[Example],
     valid: Option<&[Example]>,
     shape: [usize; 2],
     config: &TrainConfig,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(M, Vec<EpochMetrics>), TrainError> {
+    let state = TrainState::new(model, config);
+    let state = train_from(
+        state,
+        train_set,
+        valid,
+        shape,
+        config,
+        progress,
+        &mut |_| Ok(()),
+    )?;
+    Ok(state.finish())
+}
+
+/// Runs the epochs `state.epoch + 1 ..= config.epochs` from `state` and returns the final state
+/// ([`TrainState::finish`] gives the best weights).
+///
+/// `on_epoch_end` sees the state after every epoch (after its metrics reached `progress`), e.g.
+/// to save it; an error from it stops training with [`TrainError::Hook`].
+pub fn train_from<M: Classifier>(
+    mut state: TrainState<M>,
+    train_set: &[Example],
+    valid: Option<&[Example]>,
+    shape: [usize; 2],
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(Progress),
+    on_epoch_end: &mut dyn FnMut(&TrainState<M>) -> Result<(), String>,
+) -> Result<TrainState<M>, TrainError> {
     if train_set.is_empty() {
         return Err(TrainError::Empty);
+    }
+    if state.epoch > config.epochs {
+        return Err(TrainError::PastTheEnd {
+            done: state.epoch,
+            epochs: config.epochs,
+        });
     }
     let expected = shape[0] * shape[1];
     for (index, e) in train_set.iter().chain(valid.unwrap_or(&[])).enumerate() {
@@ -211,40 +384,38 @@ pub fn train<M: Classifier>(
             });
         }
     }
-    let device = model.device();
-    let o = &config.optimizer;
-    let mut optimizer = AdamWConfig::new()
-        .with_beta_1(o.beta1)
-        .with_beta_2(o.beta2)
-        .with_epsilon(o.epsilon)
-        .with_weight_decay(o.weight_decay)
-        .init();
+    let device = state.model.device();
     let batch_size = config.batch_size.max(1);
     let steps = train_set.len().div_ceil(batch_size);
     let schedule = CosineSchedule {
-        peak: o.lr,
+        peak: config.optimizer.lr,
         total_steps: steps * config.epochs,
         warmup_steps: config.warmup_steps,
     };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let mut order: Vec<usize> = (0..train_set.len()).collect();
-    let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, M)> = None;
-    let mut global_step = 0;
-    let mut bad_steps = 0;
-    for epoch in 1..=config.epochs {
+    if state.order.is_empty() {
+        state.order = (0..train_set.len()).collect();
+    }
+    if state.order.len() != train_set.len() {
+        return Err(TrainError::SetChanged {
+            saved: state.order.len(),
+            found: train_set.len(),
+        });
+    }
+    for epoch in state.epoch + 1..=config.epochs {
         let start = Instant::now();
-        order.shuffle(&mut rng);
+        // Each epoch shuffles the previous epoch's order (hence `order` is part of the state).
+        state.order.shuffle(&mut state.rng);
+        let order = state.order.clone();
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
         for (step, indices) in order.chunks(batch_size).enumerate() {
             let mut chunk: Vec<Example> = indices.iter().map(|&i| train_set[i].clone()).collect();
             if let Some(aug) = &config.spec_augment {
                 for e in &mut chunk {
-                    aug.apply(&mut e.features, shape, &mut rng);
+                    aug.apply(&mut e.features, shape, &mut state.rng);
                 }
             }
             let (input, labels) = batch(&chunk, shape, &device);
-            let logits = model.logits(input);
+            let logits = state.model.logits(input);
             let predicted = logits
                 .clone()
                 .argmax(1)
@@ -258,18 +429,18 @@ pub fn train<M: Classifier>(
                 .count();
             let loss = cross_entropy(logits, labels);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            let lr = schedule.lr(global_step);
-            global_step += 1;
+            let lr = schedule.lr(state.global_step);
+            state.global_step += 1;
             if !loss_value.is_finite() {
                 skipped += 1;
-                bad_steps += 1;
-                if bad_steps > config.max_bad_steps {
-                    return Err(TrainError::Diverged(bad_steps));
+                state.bad_steps += 1;
+                if state.bad_steps > config.max_bad_steps {
+                    return Err(TrainError::Diverged(state.bad_steps));
                 }
                 continue;
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            state.model = state.optimizer.step(lr, state.model, grads);
             loss_sum += loss_value * chunk.len() as f64;
             seen += chunk.len();
             progress(Progress::Step {
@@ -281,7 +452,7 @@ pub fn train<M: Classifier>(
         }
         let (valid_loss, valid_accuracy) = match valid {
             Some(v) if !v.is_empty() => {
-                let (loss, acc, _) = evaluate(&model, v, batch_size, shape);
+                let (loss, acc, _) = evaluate(&state.model, v, batch_size, shape);
                 (Some(loss), Some(acc))
             }
             _ => (None, None),
@@ -292,18 +463,19 @@ pub fn train<M: Classifier>(
             train_accuracy: correct as f64 / train_set.len() as f64,
             valid_loss,
             valid_accuracy,
-            lr: schedule.lr(global_step),
+            lr: schedule.lr(state.global_step),
             seconds: start.elapsed().as_secs_f64(),
             skipped_steps: skipped,
         };
         progress(Progress::Epoch(&metrics));
         if let Some(acc) = valid_accuracy {
-            if best.as_ref().is_none_or(|(b, _)| acc > *b) {
-                best = Some((acc, model.clone()));
+            if state.best.as_ref().is_none_or(|(b, _)| acc > *b) {
+                state.best = Some((acc, state.model.clone()));
             }
         }
-        history.push(metrics);
+        state.history.push(metrics);
+        state.epoch = epoch;
+        on_epoch_end(&state).map_err(|message| TrainError::Hook { epoch, message })?;
     }
-    let model = best.map(|(_, m)| m).unwrap_or(model);
-    Ok((model, history))
+    Ok(state)
 }

@@ -8,7 +8,7 @@ use petl_ast::audio::{FeatureExtractor, FeatureExtractorConfig};
 use petl_ast::data;
 use petl_ast::io::write_atomic;
 use petl_ast::model::{save, AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
-use petl_ast::train::{self, OptimizerConfig, SpecAugment, TrainConfig};
+use petl_ast::train::{self, OptimizerConfig, SpecAugment, TrainConfig, TrainState};
 use serde_json::json;
 
 use super::train::{featurise, run_loop};
@@ -109,13 +109,15 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let shape = [args.max_length, config.num_mel_bins];
     let (model, history) = run_loop(
-        model,
+        TrainState::new(model, &train_config),
         &train_set,
         Some(&valid),
         shape,
         &train_config,
         &args.out,
-    )?;
+        None,
+    )?
+    .finish();
     let (_, test_accuracy, _) = train::evaluate(&model, &test, args.batch_size, shape);
     let model = burn::module::Module::valid(&model);
     save::save_dir(&model, &config, &args.out)?;

@@ -1,32 +1,41 @@
 //! `native-train train`: fine-tune a checkpoint with a PETL method on a dataset, writing the run
-//! folder (config, per-epoch metrics, the best adapter, results).
+//! folder (config, per-epoch metrics, a resumable training state, the best adapter, test
+//! predictions and embeddings, results). One sub-run per dataset fold × seed (`--fold`,
+//! `--seeds`), each in its [`SubRun::dir`] and summed up by [`super::aggregate`]; a single fold
+//! with a single seed is `--out` itself.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::Module;
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use petl_ast::audio::{AudioLimits, FeatureExtractor};
-use petl_ast::data::{self, Clip, Splits};
+use petl_ast::audio::FeatureExtractor;
+use petl_ast::data::cache::FbankCache;
+use petl_ast::data::Clip;
 use petl_ast::io::write_atomic;
-use petl_ast::model::LoadOptions;
+use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
-use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlModel};
+use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
-    self, Classifier, EpochMetrics, Example, OptimizerConfig, Progress, SpecAugment, TrainConfig,
+    self, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TrainConfig,
+    TrainState,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::aggregate::{self, SubRun};
+use super::datasets::{self, DataArgs, Fold};
 use crate::model_source::ModelArgs;
 
-/// Dataset layouts.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Dataset {
-    /// Free Spoken Digit Dataset `recordings/` (official test split: index 0–4; valid: 5–9).
-    Fsdd,
-    /// One sub-folder of wavs per class.
-    Folder,
-}
+/// The resumable training state in a run folder, rewritten after every epoch.
+pub const STATE_FILE: &str = "train_state.safetensors";
+/// Test-set labels, predictions and label names.
+pub const PREDICTIONS_FILE: &str = "predictions.json";
+/// Pooled test-set embeddings, float32 `[clips, d]`.
+pub const EMBEDDINGS_FILE: &str = "embeddings.npy";
+/// Test hook: exit (status 3) right after the state of this epoch is written, as if killed.
+pub const STOP_AFTER_EPOCH_ENV: &str = "NATIVE_TRAIN_STOP_AFTER_EPOCH";
 
 /// Arguments of `train`.
 #[derive(clap::Args, Debug)]
@@ -35,39 +44,39 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     method: MethodArgs,
-    /// Dataset layout.
-    #[arg(long, value_enum)]
-    dataset: Dataset,
-    /// Dataset folder.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
-    /// FSDD: only these speakers (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    speakers: Vec<String>,
-    /// Keep only the first K training clips per class.
-    #[arg(long, value_name = "K")]
-    few_shot: Option<usize>,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Clips per step.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes over the training set (default: the dataset's protocol).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Clips per step (default: the dataset's protocol).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Peak learning rate (default: the paper's for the method).
     #[arg(long)]
     lr: Option<f64>,
-    /// Input length in frames.
-    #[arg(long, default_value_t = 100)]
-    max_length: usize,
+    /// Input length in frames (default: the dataset's protocol).
+    #[arg(long)]
+    max_length: Option<usize>,
     /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
     #[arg(long, default_value_t = 0)]
     warmup_steps: usize,
-    /// Seed of shuffling and augmentation.
+    /// Seed of initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// SpecAugment (frequency mask 24, time mask 80) on the training inputs.
+    /// Repeat every fold's run with seeds SEED, SEED+1, …, SEED+N−1, each in OUT/seed-S/ (or
+    /// OUT/fold-F/seed-S/), and write their mean ± std test accuracy to OUT/results.json (with
+    /// one seed and one fold, the run is OUT itself).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Continue the run in --out (started with the same arguments) after its last finished
+    /// epoch; finished sub-runs (folds × seeds) are kept.
     #[arg(long)]
-    spec_augment: bool,
+    resume: bool,
+    /// SpecAugment (frequency mask 24, time mask 80) on the training inputs: `--spec-augment`
+    /// or `--spec-augment true|false` (default: the dataset's protocol, on for ESC-50 and US8K).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    spec_augment: Option<bool>,
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
@@ -89,19 +98,33 @@ pub fn progress_bar(total_steps: u64) -> ProgressBar {
     bar
 }
 
-/// Runs a training loop with a progress bar and appends the epochs to `metrics.jsonl`.
+/// Runs the training loop from `state` with a progress bar, rewrites `metrics.jsonl` after every
+/// epoch and, with `state_file`, the resumable training state (atomically, so a kill leaves the
+/// previous one). Exits with status 3 after the epoch named by [`STOP_AFTER_EPOCH_ENV`] (tests).
 pub fn run_loop<M: Classifier>(
-    model: M,
+    state: TrainState<M>,
     train_set: &[Example],
     valid: Option<&[Example]>,
     shape: [usize; 2],
     config: &TrainConfig,
     out: &Path,
-) -> Result<(M, Vec<EpochMetrics>)> {
-    let steps = train_set.len().div_ceil(config.batch_size.max(1)) * config.epochs;
-    let bar = progress_bar(steps as u64);
-    let mut lines = String::new();
+    state_file: Option<&Path>,
+) -> Result<TrainState<M>> {
+    let steps_per_epoch = train_set.len().div_ceil(config.batch_size.max(1));
+    let bar = progress_bar((steps_per_epoch * config.epochs) as u64);
+    bar.set_position((steps_per_epoch * state.epoch) as u64);
     let metrics_path = out.join("metrics.jsonl");
+    let mut lines = String::new();
+    for m in &state.history {
+        lines.push_str(&serde_json::to_string(m)?);
+        lines.push('\n');
+    }
+    if !state.history.is_empty() {
+        write_atomic(&metrics_path, lines.as_bytes())?;
+    }
+    let stop_after: Option<usize> = std::env::var(STOP_AFTER_EPOCH_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut on_progress = |p: Progress| match p {
         Progress::Step { epoch, loss, .. } => {
             bar.set_prefix(epoch.to_string());
@@ -119,158 +142,451 @@ pub fn run_loop<M: Classifier>(
                 m.lr,
                 m.seconds
             ));
-            lines.push_str(&serde_json::to_string(m).expect("metrics serialise"));
-            lines.push('\n');
-            let _ = write_atomic(&metrics_path, lines.as_bytes());
         }
     };
-    let result = train::train(model, train_set, valid, shape, config, &mut on_progress);
+    let mut on_epoch_end = |state: &TrainState<M>| -> Result<(), String> {
+        let m = state.history.last().expect("an epoch finished");
+        lines.push_str(&serde_json::to_string(m).map_err(|e| e.to_string())?);
+        lines.push('\n');
+        write_atomic(&metrics_path, lines.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", metrics_path.display()))?;
+        if let Some(path) = state_file {
+            let bytes = state.to_bytes(config).map_err(|e| e.to_string())?;
+            write_atomic(path, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        if stop_after == Some(state.epoch) {
+            bar.abandon();
+            eprintln!(
+                "stopping after epoch {} ({STOP_AFTER_EPOCH_ENV})",
+                state.epoch
+            );
+            std::process::exit(3);
+        }
+        Ok(())
+    };
+    let result = train::train_from(
+        state,
+        train_set,
+        valid,
+        shape,
+        config,
+        &mut on_progress,
+        &mut on_epoch_end,
+    );
     bar.finish_and_clear();
     Ok(result?)
 }
 
-fn splits(args: &Args) -> Result<Splits> {
-    let mut splits = match args.dataset {
-        Dataset::Fsdd => {
-            let speakers: Vec<&str> = args.speakers.iter().map(String::as_str).collect();
-            data::fsdd::splits(&args.data, &speakers)?
-        }
-        Dataset::Folder => {
-            let (labels, clips) = data::folder::read(&args.data)?;
-            let mut s = Splits {
-                labels,
-                ..Splits::default()
-            };
-            let mut seen = std::collections::HashMap::new();
-            for clip in clips {
-                let n = seen.entry(clip.label).or_insert(0usize);
-                match *n % 5 {
-                    0 => s.test.push(clip),
-                    1 => s.valid.push(clip),
-                    _ => s.train.push(clip),
-                }
-                *n += 1;
-            }
-            s
-        }
-    };
-    if let Some(k) = args.few_shot {
-        splits.train = data::first_k_per_class(&splits.train, k);
-    }
-    anyhow::ensure!(
-        !splits.train.is_empty(),
-        "{}: no training clips selected",
-        args.data.display()
+/// Evaluates `model` on `data` with a progress bar over clips.
+pub fn predict_with_bar<M: Classifier>(
+    model: &M,
+    data: &[Example],
+    batch_size: usize,
+    shape: [usize; 2],
+    what: &str,
+) -> Evaluation {
+    let bar = ProgressBar::new(data.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} clips ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    Ok(splits)
+    bar.set_prefix(what.to_string());
+    let result = train::predict(model, data, batch_size, shape, &mut |done| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    result
 }
 
-/// Featurises clips with a progress message.
+/// Featurises clips (without the fbank cache) with a progress message.
 pub fn featurise(
     clips: &[Clip],
     extractor: &FeatureExtractor,
     skip_bad: bool,
     what: &str,
 ) -> Result<Vec<Example>> {
-    let (examples, skipped) =
-        data::features::examples(clips, extractor, &AudioLimits::default(), skip_bad)?;
-    for s in &skipped {
-        eprintln!("skipped: {s}");
-    }
-    eprintln!("{what}: {} clips", examples.len());
-    Ok(examples)
+    Ok(datasets::featurise(clips, extractor, None, skip_bad, what)?.0)
 }
 
-/// Runs `train`.
-pub fn run(args: Args) -> Result<()> {
-    let device = args
-        .model
-        .backend
-        .device()
-        .map_err(anyhow::Error::msg)?
-        .autodiff();
-    let checkpoint = args.model.checkpoint()?;
-    let config = &checkpoint.config;
-    let petl = args
-        .method
-        .to_config(config.hidden_size, config.num_hidden_layers)?;
-    let splits = splits(&args)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+/// The featurised clips of one fold.
+struct Features {
+    train: Vec<Example>,
+    valid: Vec<Example>,
+    test: Vec<Example>,
+    /// Messages of the test files left out by `--skip-bad-files`.
+    test_skipped: Vec<String>,
+}
 
-    let options = LoadOptions {
-        max_length: Some(args.max_length),
-        position: petl.position_mode(),
-        new_head: None,
-    };
-    let ast = checkpoint.load_backbone(&options, &device)?;
-    let model = PetlModel::new(ast, config, &petl, splits.labels.len(), &device)?;
-    let mut extractor_config = checkpoint.preprocessor.clone();
-    extractor_config.max_length = args.max_length;
-    let extractor = FeatureExtractor::new(extractor_config)?;
-    let train_set = featurise(&splits.train, &extractor, args.skip_bad_files, "train")?;
-    let valid = featurise(&splits.valid, &extractor, args.skip_bad_files, "valid")?;
-    let test = featurise(&splits.test, &extractor, args.skip_bad_files, "test")?;
+/// One fold, trained with every seed. Its clips are featurised on first use, so a `--resume`
+/// whose seeds of this fold all finished skips the front end.
+struct FoldData<'f> {
+    fold: &'f Fold,
+    features: OnceCell<Features>,
+}
 
-    let mut optimizer = OptimizerConfig::paper(&petl);
-    if let Some(lr) = args.lr {
-        optimizer.lr = lr;
+impl<'f> FoldData<'f> {
+    fn new(fold: &'f Fold) -> Self {
+        Self {
+            fold,
+            features: OnceCell::new(),
+        }
     }
-    let train_config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer,
-        seed: args.seed,
-        spec_augment: args.spec_augment.then_some(SpecAugment::PAPER),
-        max_bad_steps: 10,
-        warmup_steps: args.warmup_steps,
-    };
-    let run_config = json!({
-        "method": &args.method, "petl": &petl, "train": &train_config, "dataset": format!("{:?}", args.dataset),
-        "data": args.data, "speakers": args.speakers, "few_shot": args.few_shot, "max_length": args.max_length,
-        "labels": splits.labels, "params": model.param_counts(),
-    });
-    write_atomic(
-        &args.out.join("config.json"),
-        serde_json::to_string_pretty(&run_config)?.as_bytes(),
-    )?;
+}
 
-    let shape = [args.max_length, config.num_mel_bins];
-    let valid_ref = (!valid.is_empty()).then_some(valid.as_slice());
-    let (model, history) = run_loop(
-        model,
-        &train_set,
-        valid_ref,
-        shape,
-        &train_config,
-        &args.out,
-    )?;
+/// What every sub-run of a `train` invocation shares: the base checkpoint, the method, the
+/// protocol values after the flags, the front end and its cache.
+struct Job<'a> {
+    args: &'a Args,
+    device: Device,
+    checkpoint: Checkpoint,
+    petl: PetlConfig,
+    max_length: usize,
+    batch_size: usize,
+    epochs: usize,
+    spec_augment: bool,
+    extractor: FeatureExtractor,
+    cache: Option<FbankCache>,
+}
 
-    let (test_loss, test_accuracy, _) = train::evaluate(&model, &test, args.batch_size, shape);
-    let metadata = AdapterMetadata {
-        petl: petl.clone(),
-        base_model: args.model.name(),
-        base_sha256: sha256_hex(&checkpoint.weights),
-        labels: splits.labels.clone(),
-        max_length: args.max_length,
-    };
-    write_atomic(
-        &args.out.join("adapter.safetensors"),
-        &model.valid().adapter_bytes(&metadata),
-    )?;
-    let results = json!({
-        "test_accuracy": test_accuracy, "test_loss": test_loss, "test_clips": test.len(),
-        "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
-        "epochs": history.len(), "train_clips": train_set.len(), "trainable_params": model.param_counts().trainable,
-    });
-    write_atomic(
-        &args.out.join("results.json"),
-        serde_json::to_string_pretty(&results)?.as_bytes(),
-    )?;
-    println!(
-        "test accuracy {test_accuracy:.4} on {} clips; run written to {}",
-        test.len(),
-        args.out.display()
-    );
+impl<'a> Job<'a> {
+    fn prepare(args: &'a Args) -> Result<Self> {
+        let device = args
+            .model
+            .backend
+            .device()
+            .map_err(anyhow::Error::msg)?
+            .autodiff();
+        let checkpoint = args.model.checkpoint()?;
+        let config = &checkpoint.config;
+        let petl = args
+            .method
+            .to_config(config.hidden_size, config.num_hidden_layers)?;
+        let protocol = args.data.protocol();
+        let max_length = args.max_length.unwrap_or(protocol.max_length);
+        let mut extractor_config = checkpoint.preprocessor.clone();
+        extractor_config.max_length = max_length;
+        let extractor = FeatureExtractor::new(extractor_config)?;
+        Ok(Self {
+            args,
+            device,
+            petl,
+            max_length,
+            batch_size: args.batch_size.unwrap_or(protocol.batch_size),
+            epochs: args.epochs.unwrap_or(protocol.epochs),
+            spec_augment: args.spec_augment.unwrap_or(protocol.spec_augment),
+            extractor,
+            cache: args.data.cache(),
+            checkpoint,
+        })
+    }
+
+    fn shape(&self) -> [usize; 2] {
+        [self.max_length, self.checkpoint.config.num_mel_bins]
+    }
+
+    /// The fold's features, computed (through the cache) on the first call.
+    fn features<'d>(&self, data: &'d FoldData) -> Result<&'d Features> {
+        if let Some(features) = data.features.get() {
+            return Ok(features);
+        }
+        let splits = &data.fold.splits;
+        let featurise = |clips: &[Clip], what| {
+            datasets::featurise(
+                clips,
+                &self.extractor,
+                self.cache.as_ref(),
+                self.args.skip_bad_files,
+                what,
+            )
+        };
+        let (train, _) = featurise(&splits.train, "train")?;
+        let (valid, _) = featurise(&splits.valid, "valid")?;
+        let (test, test_skipped) = featurise(&splits.test, "test")?;
+        Ok(data.features.get_or_init(|| Features {
+            train,
+            valid,
+            test,
+            test_skipped,
+        }))
+    }
+
+    /// The model at initialisation for `seed` (the device generator is seeded first, so the
+    /// same seed builds the same model).
+    fn model(&self, seed: u64, classes: usize) -> Result<PetlModel> {
+        self.device.seed(seed);
+        let options = LoadOptions {
+            max_length: Some(self.max_length),
+            position: self.petl.position_mode(),
+            new_head: None,
+        };
+        let ast = self.checkpoint.load_backbone(&options, &self.device)?;
+        Ok(PetlModel::new(
+            ast,
+            &self.checkpoint.config,
+            &self.petl,
+            classes,
+            &self.device,
+        )?)
+    }
+
+    fn train_config(&self, seed: u64) -> TrainConfig {
+        let mut optimizer = OptimizerConfig::paper(&self.petl);
+        if let Some(lr) = self.args.lr {
+            optimizer.lr = lr;
+        }
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer,
+            seed,
+            spec_augment: self.spec_augment.then_some(SpecAugment::PAPER),
+            max_bad_steps: 10,
+            warmup_steps: self.args.warmup_steps,
+        }
+    }
+
+    /// `config.json` of a run of `fold` trained with `train`. Only what changes the numbers:
+    /// the cache flags are left out, so a `--resume` may use another cache.
+    fn run_config(&self, fold: &Fold, train: &TrainConfig, model: &PetlModel) -> Value {
+        let (args, data) = (self.args, &self.args.data);
+        json!({
+            "method": &args.method, "petl": &self.petl, "train": train,
+            "dataset": format!("{:?}", data.dataset), "data": data.data, "speakers": data.speakers,
+            "few_shot": data.few_shot, "fold": fold.fold, "rotation": &fold.rotation,
+            "max_length": self.max_length, "labels": fold.splits.labels,
+            "params": model.param_counts(), "base_model": args.model.name(),
+        })
+    }
+
+    /// Trains `fold` with `seed` into `out` (continuing the state there with `resume`) and
+    /// writes the run's files; returns its `results.json`.
+    fn run_one(&self, data: &FoldData, seed: u64, out: &Path, resume: bool) -> Result<Value> {
+        let fold = data.fold;
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let model = self.model(seed, fold.splits.labels.len())?;
+        let train_config = self.train_config(seed);
+        let run_config = self.run_config(fold, &train_config, &model);
+        let config_path = out.join("config.json");
+        let results_path = out.join("results.json");
+        let state_path = out.join(STATE_FILE);
+        let config_text = serde_json::to_string_pretty(&run_config)?;
+        if resume {
+            if let Ok(saved) = std::fs::read_to_string(&config_path) {
+                let saved: Value = serde_json::from_str(&saved)
+                    .with_context(|| format!("cannot parse {}", config_path.display()))?;
+                let now: Value = serde_json::from_str(&config_text)?;
+                anyhow::ensure!(
+                    saved == now,
+                    "{} was written by a run with other arguments; --resume needs the same ones \
+                     (or start over without --resume)",
+                    config_path.display()
+                );
+                if results_path.is_file() {
+                    eprintln!("{}: finished already", out.display());
+                    let text = std::fs::read_to_string(&results_path)?;
+                    return Ok(serde_json::from_str(&text)?);
+                }
+            }
+            remove_stale_temporaries(out, STATE_FILE);
+        } else {
+            for stale in [
+                STATE_FILE,
+                "results.json",
+                "metrics.jsonl",
+                PREDICTIONS_FILE,
+                EMBEDDINGS_FILE,
+            ] {
+                let _ = std::fs::remove_file(out.join(stale));
+            }
+        }
+        write_atomic(&config_path, config_text.as_bytes())?;
+        let features = self.features(data)?;
+
+        let state = if resume && state_path.is_file() {
+            let bytes = std::fs::read(&state_path)
+                .with_context(|| format!("cannot read {}", state_path.display()))?;
+            let state = TrainState::from_bytes(
+                &bytes,
+                &state_path.display().to_string(),
+                model,
+                &train_config,
+            )?;
+            eprintln!(
+                "resuming {} after epoch {} of {}",
+                out.display(),
+                state.epoch,
+                train_config.epochs
+            );
+            state
+        } else {
+            if resume {
+                eprintln!("{}: no training state yet; starting", out.display());
+            }
+            TrainState::new(model, &train_config)
+        };
+
+        let shape = self.shape();
+        let valid_ref = (!features.valid.is_empty()).then_some(features.valid.as_slice());
+        let state = run_loop(
+            state,
+            &features.train,
+            valid_ref,
+            shape,
+            &train_config,
+            out,
+            Some(&state_path),
+        )?;
+        let (model, history) = state.finish();
+
+        let eval = predict_with_bar(&model, &features.test, self.batch_size, shape, "test");
+        let metadata = AdapterMetadata {
+            petl: self.petl.clone(),
+            base_model: self.args.model.name(),
+            base_sha256: sha256_hex(&self.checkpoint.weights),
+            labels: fold.splits.labels.clone(),
+            max_length: self.max_length,
+        };
+        write_atomic(
+            &out.join("adapter.safetensors"),
+            &model.valid().adapter_bytes(&metadata),
+        )?;
+        self.write_predictions(out, fold, features, &eval)?;
+        let results = json!({
+            "fold": fold.fold, "seed": seed,
+            "test_accuracy": eval.accuracy, "test_loss": eval.loss, "test_clips": features.test.len(),
+            "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
+            "epochs": history.len(), "train_clips": features.train.len(), "trainable_params": model.param_counts().trainable,
+        });
+        // Last: its presence marks the run as finished.
+        let text = serde_json::to_string_pretty(&results)?;
+        write_atomic(&results_path, text.as_bytes())?;
+        println!(
+            "test accuracy {:.4} on {} clips; run written to {}",
+            eval.accuracy,
+            features.test.len(),
+            out.display()
+        );
+        // As read back from the file, like a finished run's on --resume (serde_json's float
+        // parsing is not always exact, and a summary must not depend on which path ran).
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// `predictions.json` and `embeddings.npy` of the test set.
+    fn write_predictions(
+        &self,
+        out: &Path,
+        fold: &Fold,
+        features: &Features,
+        eval: &Evaluation,
+    ) -> Result<()> {
+        let targets: Vec<usize> = features.test.iter().map(|e| e.label).collect();
+        let mut predictions = json!({
+            "labels": fold.splits.labels, "targets": targets, "predictions": eval.predictions,
+        });
+        // File names only when none was left out (the reader reports skips without an index).
+        if features.test_skipped.is_empty() {
+            predictions["files"] =
+                json!(fold.splits.test.iter().map(|c| &c.path).collect::<Vec<_>>());
+        } else {
+            predictions["skipped"] = json!(features.test_skipped);
+        }
+        write_atomic(
+            &out.join(PREDICTIONS_FILE),
+            serde_json::to_string(&predictions)?.as_bytes(),
+        )?;
+        let shape = [features.test.len() as u64, eval.embedding_dim as u64];
+        let mut bytes = Vec::new();
+        {
+            use npyz::WriterBuilder;
+            let mut writer = npyz::WriteOptions::<f32>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut bytes)
+                .begin_nd()?;
+            writer.extend(eval.embeddings.iter().copied())?;
+            writer.finish()?;
+        }
+        write_atomic(&out.join(EMBEDDINGS_FILE), &bytes)?;
+        Ok(())
+    }
+}
+
+/// Removes temporary files that a killed atomic write of `name` left in `dir`.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Runs `train`: every selected fold × every seed, folds outer (one fold's features in memory at
+/// a time), then the summary when there was more than one sub-run.
+pub fn run(args: Args) -> Result<()> {
+    let job = Job::prepare(&args)?;
+    let protocol = args.data.protocol();
+    let folds = args.data.folds(job.petl.paper_compat)?;
+    let single = folds.len() == 1 && args.seeds == 1;
+    let total = folds.len() as u64 * args.seeds;
+    let mut runs = Vec::with_capacity(total as usize);
+    for fold in &folds {
+        let data = FoldData::new(fold);
+        for seed in args.seed..args.seed + args.seeds {
+            let key = SubRun {
+                fold: fold.fold,
+                seed,
+            };
+            let out = if single {
+                args.out.clone()
+            } else {
+                args.out.join(key.dir())
+            };
+            match (fold.fold, single) {
+                (Some(f), true) => eprintln!("{} fold {f} -> {}", protocol.name, out.display()),
+                (_, true) => {}
+                (f, false) => eprintln!(
+                    "== {}{}seed {seed} ({}/{total}) -> {}",
+                    protocol.name,
+                    f.map_or(" ".to_string(), |f| format!(" fold {f}, ")),
+                    runs.len() + 1,
+                    out.display()
+                ),
+            }
+            let results = job.run_one(&data, seed, &out, args.resume)?;
+            runs.push((key, results));
+        }
+    }
+    if !single {
+        let summary = aggregate::write(&args.out, &runs, &[("dataset", json!(protocol.name))])?;
+        let accuracy = &summary["test_accuracy"];
+        println!(
+            "{}: test accuracy {:.4} ± {:.4} ({} std) over {} runs ({} folds × {} seeds); \
+             summary written to {}",
+            protocol.name,
+            accuracy["mean"].as_f64().unwrap_or(f64::NAN),
+            accuracy["std"].as_f64().unwrap_or(f64::NAN),
+            aggregate::STD_CONVENTION,
+            runs.len(),
+            folds.len(),
+            args.seeds,
+            args.out.join("results.json").display()
+        );
+    }
+    if let Some(cache) = &job.cache {
+        let s = cache.stats();
+        eprintln!(
+            "fbank cache {}: {} read, {} computed, {} bad entries replaced, {} not written",
+            cache.dir().display(),
+            s.hits,
+            s.computed,
+            s.discarded,
+            s.write_errors
+        );
+    }
     Ok(())
 }
