@@ -93,7 +93,7 @@ impl Default for PersonaliseOptions {
         Self {
             method: PersonaliseMethod::Adapter,
             epochs: 20,
-            batch_size: 8,
+            batch_size: 16,
             lr: None,
             max_length: 200,
             seed: 0,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::Device;
 use petl_ast::audio::{read_wav, to_16k, AudioLimits, Segmenter, SegmenterConfig};
 use petl_ast::model::Checkpoint;

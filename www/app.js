@@ -567,7 +567,7 @@ $('train').addEventListener('click', async () => {
     }
   });
   const classNames = state.classes.map((c) => c.name);
-  const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: 8 };
+  const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: Math.min(16, clips.length) };
   curve.loss = [];
   curve.acc = [];
   drawCurve();

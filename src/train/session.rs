@@ -151,14 +151,14 @@ impl<M: Classifier> TrainSession<M> {
             }
         }
         let model = self.model();
-        let (input, labels_tensor) = batch(&chunk, self.shape, &model.device());
+        let (input, labels) = batch(&chunk, self.shape, &model.device());
         let logits = model.logits(input);
         let predicted = logits.clone().argmax(1).flatten::<1>(0, 1);
-        let loss = cross_entropy(logits, labels_tensor);
+        let loss = cross_entropy(logits, &labels);
         Some(PendingStep {
             loss,
             predicted,
-            labels: chunk.iter().map(|e| e.label).collect(),
+            labels,
         })
     }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -218,7 +218,7 @@ pub fn predict<M: Classifier>(
     for chunk in data.chunks(batch_size.max(1)) {
         let (input, labels) = batch(chunk, shape, &device);
         let (logits, pooled) = model.logits_and_embedding(input);
-        let loss = cross_entropy(logits.clone(), labels.clone());
+        let loss = cross_entropy(logits.clone(), &labels);
         loss_sum += loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
         let predicted = logits
             .argmax(1)
@@ -244,25 +244,36 @@ pub fn predict<M: Classifier>(
 }
 
 /// Mean cross-entropy of `logits` `[batch, classes]` against class indices.
-pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
     let [batch, classes] = logits.dims();
-    let one_hot = labels.one_hot::<2>(classes).float();
+    let one_hot = one_hot(labels, classes, &logits.device());
     (log_softmax(logits, 1) * one_hot).sum().neg() / batch as f64
+}
+
+/// The `[batch, classes]` one-hot matrix of `labels`, built on the host: burn's `one_hot` checks
+/// its indices with a blocking readback, which WebGPU in the browser cannot do. A label outside
+/// `0..classes` gives a zero row.
+pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut values = vec![0.0f32; labels.len() * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        if label < classes {
+            values[row * classes + label] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [labels.len(), classes]), device)
 }
 
 pub(crate) fn batch(
     chunk: &[Example],
     [frames, mel]: [usize; 2],
     device: &Device,
-) -> (Tensor<3>, Tensor<1, Int>) {
+) -> (Tensor<3>, Vec<usize>) {
     let data: Vec<f32> = chunk
         .iter()
         .flat_map(|e| e.features.iter().copied())
         .collect();
     let input = Tensor::from_data(TensorData::new(data, [chunk.len(), frames, mel]), device);
-    let labels: Vec<i64> = chunk.iter().map(|e| e.label as i64).collect();
-    let labels = Tensor::from_data(TensorData::new(labels, [chunk.len()]), device);
-    (input, labels)
+    (input, chunk.iter().map(|e| e.label).collect())
 }
 
 /// Everything the loop carries from one epoch to the next.
@@ -427,7 +438,7 @@ pub fn train_from<M: Classifier>(
                 .zip(&chunk)
                 .filter(|(p, e)| **p as usize == e.label)
                 .count();
-            let loss = cross_entropy(logits, labels);
+            let loss = cross_entropy(logits, &labels);
             let loss_value = loss.clone().into_scalar::<f32>() as f64;
             let lr = schedule.lr(state.global_step);
             state.global_step += 1;
