@@ -8,9 +8,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
-# espeak-ng and sox for generated speech, binaryen for wasm-opt, node + npm for the web
+# espeak-ng and sox for generated speech, node + npm for the web
 # end-to-end test, a TrueType font for the PNG figures of `native-train report`.
-APT_PACKAGES="chromium chromium-driver espeak-ng sox binaryen pkg-config nodejs npm fonts-dejavu-core"
+APT_PACKAGES="chromium chromium-driver espeak-ng sox pkg-config nodejs npm fonts-dejavu-core"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -37,6 +37,15 @@ TRUNK_VERSION=0.21.14
 if ! command -v trunk >/dev/null || [ "$(trunk --version | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   echo "setup: installing trunk $TRUNK_VERSION"
   cargo install -q trunk --version "$TRUNK_VERSION" --locked
+fi
+
+# wasm-opt for trunk: binaryen from npm at the version Trunk.toml pins (Debian's 108 miscompiles
+# the reference-types tables rustc 1.95 emits).
+TOOLS="$HOME/.cache/petl-ast-tools"
+BINARYEN_VERSION=$(awk -F'"' '/^wasm_opt/{sub("version_", "", $2); print $2}' Trunk.toml)
+if [ "$("$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "$BINARYEN_VERSION" ]; then
+  echo "setup: installing binaryen $BINARYEN_VERSION (wasm-opt)"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION.0.0"
 fi
 
 # playwright-core drives the Debian chromium in the web end-to-end test (no browser download).
