@@ -57,6 +57,7 @@ fn run(method: PersonaliseMethod) -> (Checkpoint, Classifier, Personalisation) {
     )
     .unwrap();
     let mut losses = Vec::new();
+    let start = std::time::Instant::now();
     while let Some(step) = run.session.step() {
         let step = step.unwrap();
         assert!(!step.skipped);
@@ -65,7 +66,12 @@ fn run(method: PersonaliseMethod) -> (Checkpoint, Classifier, Personalisation) {
     assert_eq!(losses.len(), run.session.total_steps());
     let first = losses[..3].iter().sum::<f64>() / 3.0;
     let last = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
-    eprintln!("{method:?}: loss {first:.3} → {last:.3}");
+    eprintln!(
+        "{method:?}: loss {first:.3} → {last:.3}; {} steps of {} clips in {:.2} s",
+        losses.len(),
+        clips.len(),
+        start.elapsed().as_secs_f64()
+    );
     assert!(
         last < first * 0.8,
         "{method:?}: loss {first:.3} → {last:.3}"
