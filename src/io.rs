@@ -6,6 +6,18 @@ use std::path::Path;
 /// Writes `bytes` to a temporary file in the same folder, syncs it, then renames it over `path`:
 /// readers see either the old or the new content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] with the content produced by `write` (which may fail part-way: the previous
+/// file at `path` is then left as it was, and the temporary file is removed).
+///
+/// The temporary file is `.<name>.tmp-<pid>` beside `path`; one left by a process that was
+/// killed mid-write is never read, and is overwritten by the next write from the same pid.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -20,7 +32,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     ));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
@@ -47,6 +59,48 @@ mod tests {
         write_atomic(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_writer_failing_half_way_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adapter.safetensors");
+        write_atomic(&path, b"previous adapter").unwrap();
+        // The process "dies" after writing half of the new content (disk full, kill, ...).
+        let err = write_atomic_with(&path, |file| {
+            file.write_all(b"new adap")?;
+            Err(std::io::Error::other("simulated crash mid-write"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "simulated crash mid-write");
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous adapter");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["adapter.safetensors"], "no temporary file is left");
+    }
+
+    #[test]
+    fn leftover_temporary_files_of_a_killed_writer_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        write_atomic(&path, b"old").unwrap();
+        // What a process killed between create and rename leaves: ours (same pid) and another's.
+        let ours = dir
+            .path()
+            .join(format!(".a.bin.tmp-{}", std::process::id()));
+        let theirs = dir.path().join(".a.bin.tmp-1");
+        std::fs::write(&ours, b"torn garbage that is longer than the new content").unwrap();
+        std::fs::write(&theirs, b"torn").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert!(
+            !ours.exists(),
+            "our stale temporary file was reused and renamed"
+        );
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"torn");
     }
 
     #[test]
