@@ -71,6 +71,9 @@ pub struct Args {
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
+    /// Refuse clips longer than this many seconds (judged from the wav header).
+    #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
+    max_seconds: f64,
     /// Run folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -169,11 +172,11 @@ fn splits(args: &Args) -> Result<Splits> {
 pub fn featurise(
     clips: &[Clip],
     extractor: &FeatureExtractor,
+    limits: &AudioLimits,
     skip_bad: bool,
     what: &str,
 ) -> Result<Vec<Example>> {
-    let (examples, skipped) =
-        data::features::examples(clips, extractor, &AudioLimits::default(), skip_bad)?;
+    let (examples, skipped) = data::features::examples(clips, extractor, limits, skip_bad)?;
     for s in &skipped {
         eprintln!("skipped: {s}");
     }
@@ -208,9 +211,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut extractor_config = checkpoint.preprocessor.clone();
     extractor_config.max_length = args.max_length;
     let extractor = FeatureExtractor::new(extractor_config)?;
-    let train_set = featurise(&splits.train, &extractor, args.skip_bad_files, "train")?;
-    let valid = featurise(&splits.valid, &extractor, args.skip_bad_files, "valid")?;
-    let test = featurise(&splits.test, &extractor, args.skip_bad_files, "test")?;
+    let limits = AudioLimits {
+        max_seconds: args.max_seconds,
+    };
+    let bad = args.skip_bad_files;
+    let train_set = featurise(&splits.train, &extractor, &limits, bad, "train")?;
+    let valid = featurise(&splits.valid, &extractor, &limits, bad, "valid")?;
+    let test = featurise(&splits.test, &extractor, &limits, bad, "test")?;
 
     let mut optimizer = OptimizerConfig::paper(&petl);
     if let Some(lr) = args.lr {
