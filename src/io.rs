@@ -67,6 +67,50 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_failing_half_way_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adapter.safetensors");
+        write_atomic(&path, b"previous adapter").unwrap();
+        // The process "dies" after writing half of the new content (disk full, kill, ...).
+        let err = write_atomic_with(&path, |file| {
+            file.write_all(b"new adap")?;
+            Err(std::io::Error::other("simulated crash mid-write"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "simulated crash mid-write");
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous adapter");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["adapter.safetensors"], "no temporary file is left");
+    }
+
+    #[test]
+    fn leftover_temporary_files_of_a_killed_writer_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        write_atomic(&path, b"old").unwrap();
+        // What a process killed between create and rename leaves: ours (same pid) and another's.
+        let ours = dir
+            .path()
+            .join(format!(".a.bin.tmp-{}", std::process::id()));
+        let theirs = dir.path().join(".a.bin.tmp-1");
+        std::fs::write(&ours, b"torn garbage that is longer than the new content").unwrap();
+        std::fs::write(&theirs, b"torn").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // Each write uses a fresh temporary name (`-PID-N`), so stale files are never read or
+        // renamed into place; they stay as they were.
+        assert_eq!(
+            std::fs::read(&ours).unwrap(),
+            b"torn garbage that is longer than the new content"
+        );
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"torn");
+    }
+
+    #[test]
     fn a_failed_write_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.bin");

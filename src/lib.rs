@@ -15,6 +15,8 @@
 pub mod audio;
 pub mod backend;
 pub mod data;
+#[cfg(all(feature = "ndarray", not(target_family = "wasm")))]
+pub mod fuzz;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;
 pub mod model;

@@ -274,3 +274,22 @@ fn missing_file() {
     assert!(matches!(e, AudioError::Io { .. }), "{e}");
     assert!(e.to_string().contains("/definitely/not/here.wav"), "{e}");
 }
+
+#[test]
+fn nan_in_a_float_file_is_refused_with_its_position() {
+    let mut samples = vec![0.25f32; 3200];
+    samples[1600] = f32::NAN;
+    let data: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = wav(3, 1, 16000, 4, 32, data.len() as u32, &data);
+    let file = TempFile::new("nan.wav", &bytes);
+    let e = read_wav(&file.0, &AudioLimits::default()).unwrap_err();
+    assert!(
+        matches!(e, AudioError::NonFinite { index: 1600, .. }),
+        "{e}"
+    );
+    let message = e.to_string();
+    assert!(
+        message.contains("nan.wav") && message.contains("sample 1600 (at 0.100 s) is NaN"),
+        "{message}"
+    );
+}

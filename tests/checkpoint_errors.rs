@@ -147,3 +147,50 @@ fn a_new_head_ignores_the_checkpoint_classifier() {
     // Without asking for a new head, the missing classifier is an error.
     assert!(load(dir.path()).is_err());
 }
+
+/// A `config.json` describing a far larger model than `model.safetensors` holds is refused before
+/// the model is built (missing tensors would otherwise be allocated as zeros: here ~1 TB).
+#[test]
+fn a_config_claiming_a_huge_model_is_refused_before_allocating() {
+    let dir = broken_copy(|_| {});
+    let path = dir.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["hidden_size"] = 65536.into();
+    config["intermediate_size"] = 65536.into();
+    config["num_hidden_layers"] = 60.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let err = load(dir.path()).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, LoadError::Config { .. }), "{message}");
+    assert!(
+        message.contains("model.safetensors") && message.contains("do not belong together"),
+        "{message}"
+    );
+}
+
+#[test]
+fn input_lengths_and_heads_beyond_the_limits_are_refused() {
+    let dir = broken_copy(|_| {});
+    let checkpoint = Checkpoint::from_dir(dir.path()).unwrap();
+    for (max_length, new_head, needle) in [
+        (Some(1 << 30), None, "1073741824 frames"),
+        (Some(4), None, "4 frames"),
+        (None, Some(0), "1..=65536 classes, got 0"),
+        (None, Some(1 << 40), "got 1099511627776"),
+    ] {
+        let options = LoadOptions {
+            max_length,
+            new_head,
+            ..Default::default()
+        };
+        let err = checkpoint
+            .load_classifier(&options, &device())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.safetensors") && err.contains(needle),
+            "{err}"
+        );
+    }
+}

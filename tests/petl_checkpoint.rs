@@ -102,3 +102,74 @@ fn foreign_and_truncated_files_are_refused() {
     let err = reload(&bytes[..bytes.len() - 100], &hash).expect_err("must fail");
     assert!(matches!(err, LoadError::Safetensors { .. }), "{err}");
 }
+
+/// An adapter file whose metadata declares sizes to allocate (thousands of millions of prompt
+/// tokens, classes, frames) is refused before anything is allocated for them.
+#[test]
+fn declared_sizes_beyond_the_limits_are_refused_by_name() {
+    let (_, hash) = base();
+    let (model, _) = model_for(&case("adapter_pfeiffer_par"), &device());
+    let rewrite = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let bytes = model.adapter_bytes(&metadata(&model, &hash));
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        let mut petl: serde_json::Value = serde_json::from_str(&meta["petl_ast"]).unwrap();
+        edit(&mut petl);
+        meta.insert("petl_ast".into(), petl.to_string());
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap()
+    };
+    let huge_prompt =
+        rewrite(&|m| m["petl"]["prompt"] = serde_json::json!({"length": 1u64 << 40, "deep": true}));
+    let err = reload(&huge_prompt, &hash)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("adapter.safetensors") && err.contains("prompt length must be 1..=4096"),
+        "{err}"
+    );
+    let huge_kernel = rewrite(&|m| {
+        m["petl"]["adapters"][0]["block"] = "conformer".into();
+        m["petl"]["adapters"][0]["kernel_size"] = (1u64 << 33 | 1).into();
+    });
+    let err = reload(&huge_kernel, &hash)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("kernel size must be at most 1023"), "{err}");
+    let many_labels = rewrite(&|m| m["labels"] = vec![""; 70_000].into());
+    let err = reload(&many_labels, &hash)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("70000 labels") && err.contains("corrupt"),
+        "{err}"
+    );
+    let long_input = rewrite(&|m| m["max_length"] = (1u64 << 40).into());
+    let err = reload(&long_input, &hash).expect_err("refused").to_string();
+    assert!(err.contains("1099511627776 input frames"), "{err}");
+}
+
+/// A PETL_AST state_dict whose (empty) head declares 2^40 classes: refused, not allocated.
+#[test]
+fn a_state_dict_declaring_a_huge_empty_head_is_refused() {
+    use petl_ast::pipeline::Classifier;
+    use safetensors::{tensor::TensorView, Dtype};
+    let (checkpoint, _) = base();
+    let head = TensorView::new(Dtype::F32, vec![1 << 40, 0], &[]).unwrap();
+    let bytes = safetensors::serialize([("classification_head.weight", head)], None).unwrap();
+    let petl = petl_ast::petl::PetlConfig::default();
+    let err = Classifier::with_petl_ast(
+        &checkpoint,
+        &petl,
+        None,
+        &bytes,
+        "sd.safetensors",
+        &device(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("sd.safetensors") && err.contains("1..=65536 classes"),
+        "{err}"
+    );
+}

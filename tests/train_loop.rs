@@ -112,6 +112,43 @@ fn an_adapter_learns_a_separable_task() {
 }
 
 #[test]
+fn a_nan_clip_skips_its_step_reports_it_and_leaves_the_weights_finite() {
+    // 16 clips in batches of 8: the batch holding the NaN clip is skipped in every epoch.
+    let mut train_set = examples(16, 6);
+    train_set[5].features[17] = f32::NAN;
+    let mut steps = 0;
+    let mut reported = Vec::new();
+    let (model, history) =
+        train::train(
+            model(),
+            &train_set,
+            None,
+            SHAPE,
+            &config(2),
+            &mut |p| match p {
+                train::Progress::Step { loss, .. } => {
+                    assert!(loss.is_finite());
+                    steps += 1;
+                }
+                train::Progress::Epoch(m) => reported.push(m.skipped_steps),
+            },
+        )
+        .unwrap();
+    assert_eq!(reported, [1, 1], "one skipped step per epoch, reported");
+    assert_eq!(
+        history.iter().map(|m| m.skipped_steps).collect::<Vec<_>>(),
+        [1, 1]
+    );
+    assert_eq!(steps, 2, "only the clean batches stepped");
+    assert!(history.iter().all(|m| m.train_loss.is_finite()));
+    let (loss, _, _) = train::evaluate(&model, &examples(8, 7), 8, SHAPE);
+    assert!(loss.is_finite(), "the NaN reached the weights: loss {loss}");
+    // A third epoch is one bad step more than `max_bad_steps` (2) allows.
+    let err = train::train(model, &train_set, None, SHAPE, &config(3), &mut |_| {}).err();
+    assert_eq!(err, Some(TrainError::Diverged(3)));
+}
+
+#[test]
 fn non_finite_losses_are_skipped_then_stop_training() {
     let mut train_set = examples(16, 4);
     for e in &mut train_set {

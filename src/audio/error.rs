@@ -108,6 +108,23 @@ pub enum AudioError {
         present: u64,
     },
 
+    /// A float WAV file (or a sample buffer) holds a NaN or an infinity. Refused rather than
+    /// turned into NaN features: one such sample would make every logit NaN.
+    #[error(
+        "`{origin}`: sample {index} (at {seconds:.3} s) is {value}; the audio is corrupt, \
+         re-export it (e.g. `ffmpeg -i INPUT -c:a pcm_s16le out.wav`)"
+    )]
+    NonFinite {
+        /// Where the audio came from.
+        origin: String,
+        /// Index of the first non-finite (mono) sample.
+        index: usize,
+        /// Its time, in seconds from the start.
+        seconds: f64,
+        /// The value (`NaN`, `inf` or `-inf`).
+        value: f32,
+    },
+
     /// Resampling between these rates is impossible or was refused.
     #[error("cannot resample from {from_hz} Hz to {to_hz} Hz: {reason}")]
     Resample {
@@ -142,6 +159,7 @@ impl AudioError {
             | AudioError::ZeroSampleRate { origin }
             | AudioError::TooLong { origin, .. }
             | AudioError::Truncated { origin, .. }
+            | AudioError::NonFinite { origin, .. }
             | AudioError::Config { origin, .. } => Some(origin),
             AudioError::Resample { .. } => None,
         }
@@ -189,6 +207,22 @@ mod tests {
         }
         .to_string()
         .contains("sample rate of 0 Hz"));
+    }
+
+    #[test]
+    fn non_finite_names_the_sample() {
+        let e = AudioError::NonFinite {
+            origin: "f.wav".into(),
+            index: 16000,
+            seconds: 1.0,
+            value: f32::NAN,
+        };
+        assert_eq!(
+            e.to_string(),
+            "`f.wav`: sample 16000 (at 1.000 s) is NaN; the audio is corrupt, re-export it \
+             (e.g. `ffmpeg -i INPUT -c:a pcm_s16le out.wav`)"
+        );
+        assert_eq!(e.origin(), Some("f.wav"));
     }
 
     #[test]

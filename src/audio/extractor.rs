@@ -17,11 +17,18 @@ use serde::{Deserialize, Serialize};
 
 use super::error::AudioError;
 use super::fbank::{Fbank, FbankConfig};
-use super::resample::resample;
-use super::wav::Audio;
+use super::resample::resample_prefix;
+use super::wav::{first_non_finite, Audio};
 
-/// Largest `max_length` accepted (frames; 10 000 frames = 100 s).
+/// Largest `max_length` accepted (frames; 100 000 frames = 1000 s).
 const MAX_LENGTH_LIMIT: usize = 100_000;
+
+/// Most values of one feature matrix, `max_length × num_mel_bins` (64 MiB of `f32`; AST-base
+/// uses 1024 × 128).
+const MAX_VALUES: usize = 1 << 24;
+
+/// Largest `|mean|` and `std`, and inverse of the smallest `std`, of the normalisation.
+const NORM_LIMIT: f64 = 1e6;
 
 /// `preprocessor_config.json` of an `ASTFeatureExtractor`. Missing keys take the HF defaults,
 /// unknown keys (`feature_extractor_type`, `padding_side`, ...) are ignored.
@@ -103,11 +110,23 @@ impl FeatureExtractorConfig {
                 self.max_length
             ));
         }
-        if self.do_normalize && !(self.mean.is_finite() && self.std.is_finite() && self.std != 0.0)
-        {
+        if self.max_length.saturating_mul(self.num_mel_bins) > MAX_VALUES {
             return fail(format!(
-                "normalisation needs a finite mean and a finite non-zero std; got mean {} and std {}",
-                self.mean, self.std
+                "max_length {} × num_mel_bins {} is more than {MAX_VALUES} values per clip",
+                self.max_length, self.num_mel_bins
+            ));
+        }
+        // Bounds that keep `(x - mean) / (2 std)` finite in f32 for every log-mel value
+        // (|x| < 200); AudioSet's are -4.27 and 4.57.
+        let mean_ok = self.mean.abs() <= NORM_LIMIT;
+        let std_ok = (1.0 / NORM_LIMIT..=NORM_LIMIT).contains(&self.std);
+        if self.do_normalize && !(mean_ok && std_ok) {
+            return fail(format!(
+                "normalisation needs |mean| <= {NORM_LIMIT:e} and std within {:e}..={NORM_LIMIT:e}; \
+                 got mean {} and std {}",
+                1.0 / NORM_LIMIT,
+                self.mean,
+                self.std
             ));
         }
         Fbank::new(self.fbank_config())
@@ -177,12 +196,21 @@ impl FeatureExtractor {
             .min(self.config.max_length)
     }
 
+    /// Samples (at the config's rate) that the `max_length` frames read; later ones are ignored.
+    pub fn samples_needed(&self) -> usize {
+        (self.config.max_length - 1) * self.fbank.window_shift() + self.fbank.window_size()
+    }
+
     /// The model input for `samples` at `config().sampling_rate`: exactly
     /// `max_length * num_mel_bins` values, row-major `[frame][mel]`.
+    ///
+    /// Finite samples give finite values. This infallible form mirrors torch for any buffer: a
+    /// frame holding a NaN or an infinity is a row of NaN; [`Self::extract_audio`] refuses such
+    /// input instead.
     pub fn extract(&self, samples: &[f32]) -> Vec<f32> {
         let (max_length, bins) = self.input_shape();
         // Frames past max_length are dropped anyway: do not compute them.
-        let needed = (max_length - 1) * self.fbank.window_shift() + self.fbank.window_size();
+        let needed = self.samples_needed();
         let features = self.fbank.compute(&samples[..samples.len().min(needed)]);
         let mut out = features.data;
         out.truncate(max_length * bins);
@@ -196,12 +224,29 @@ impl FeatureExtractor {
     }
 
     /// Like [`Self::extract`] for audio at any rate: resamples to `config().sampling_rate`
-    /// first (see [`resample`]).
+    /// first (see [`resample`](crate::audio::resample); only the part of the clip the frames read is resampled).
+    ///
+    /// The output is always finite: a NaN or infinite sample is refused with
+    /// [`AudioError::NonFinite`] (origin `audio samples`; the WAV reader already refuses such
+    /// files by name).
     pub fn extract_audio(&self, audio: &Audio) -> Result<Vec<f32>, AudioError> {
+        if let Some((index, value)) = first_non_finite(&audio.samples) {
+            return Err(AudioError::NonFinite {
+                origin: "audio samples".into(),
+                index,
+                seconds: index as f64 / f64::from(audio.sample_rate.max(1)),
+                value,
+            });
+        }
         if audio.sample_rate == self.config.sampling_rate {
             return Ok(self.extract(&audio.samples));
         }
-        let samples = resample(&audio.samples, audio.sample_rate, self.config.sampling_rate)?;
+        let samples = resample_prefix(
+            &audio.samples,
+            audio.sample_rate,
+            self.config.sampling_rate,
+            self.samples_needed(),
+        )?;
         Ok(self.extract(&samples))
     }
 }
@@ -209,6 +254,7 @@ impl FeatureExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::resample;
 
     const PAD: f32 = (4.2677393f64 / 9.1379948f64) as f32;
 
@@ -248,7 +294,11 @@ mod tests {
             r#"{"sampling_rate": 0}"#,
             r#"{"num_mel_bins": 2}"#,
             r#"{"std": 0.0}"#,
+            r#"{"std": -4.5}"#,
+            r#"{"std": 1e-300}"#,
+            r#"{"mean": 1e300}"#,
             r#"{"max_length": 1e12}"#,
+            r#"{"max_length": 100000, "num_mel_bins": 4096}"#,
         ] {
             let e = FeatureExtractorConfig::from_json(text, "cfg.json").unwrap_err();
             assert!(matches!(e, AudioError::Config { .. }), "{text}: {e}");
@@ -349,5 +399,57 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(e, AudioError::Resample { .. }));
+        // Resampling only the part the frames read changes nothing.
+        let long = tone(44100, 44100 * 3);
+        let audio = Audio {
+            samples: long.clone(),
+            sample_rate: 44100,
+        };
+        let full = resample(&long, 44100, 16000).unwrap();
+        assert_eq!(fx.extract_audio(&audio).unwrap(), fx.extract(&full));
+    }
+
+    #[test]
+    fn extract_audio_refuses_non_finite_samples() {
+        let fx = FeatureExtractor::new(FeatureExtractorConfig {
+            max_length: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut samples = vec![0.1f32; 2000];
+        samples[1600] = f32::INFINITY;
+        let e = fx
+            .extract_audio(&Audio {
+                samples,
+                sample_rate: 16000,
+            })
+            .unwrap_err();
+        assert!(
+            matches!(e, AudioError::NonFinite { index: 1600, .. }),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("sample 1600 (at 0.100 s) is inf"),
+            "{e}"
+        );
+        // Full-scale finite audio, resampled or not, gives finite features.
+        let square: Vec<f32> = (0..8000)
+            .map(|i| {
+                if (i / 7) % 2 == 0 {
+                    f32::MAX
+                } else {
+                    -f32::MAX
+                }
+            })
+            .collect();
+        for rate in [16000, 8000, 44100] {
+            let out = fx
+                .extract_audio(&Audio {
+                    samples: square.clone(),
+                    sample_rate: rate,
+                })
+                .unwrap();
+            assert!(out.iter().all(|v| v.is_finite()), "{rate}");
+        }
     }
 }

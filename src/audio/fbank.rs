@@ -24,8 +24,14 @@
 //! frame peak, where an exact FFT of torch's own frames differs from torch by the same amount.
 //!
 //! ## Degenerate input
-//! Nothing panics. Silence gives `ln(f32::EPSILON) = -15.942385` everywhere; a frame that
-//! contains a NaN or an infinity gives NaN in every bin of that frame (as torch does);
+//! Nothing panics, and **finite samples always give finite features** (checked by the `fbank`
+//! fuzz target). Silence gives `ln(f32::EPSILON) = -15.942385` everywhere; denormals and
+//! full-scale square waves are ordinary input; a frame of finite samples so large that torch's
+//! `f32` steps 1-3 overflow (|x| near `f32::MAX`, where torch gives NaN) is computed in `f64`
+//! instead. A frame that contains a NaN or an infinity gives NaN in every bin of that frame (as
+//! torch does): [`Fbank::compute`] takes any buffer, while the checked entry points refuse such
+//! samples with [`AudioError::NonFinite`](super::AudioError::NonFinite) (the WAV reader and
+//! [`FeatureExtractor::extract_audio`](super::FeatureExtractor::extract_audio)).
 //! 0..399 samples give zero frames.
 
 use std::sync::Arc;
@@ -231,10 +237,23 @@ impl Fbank {
                 c.low_freq, c.high_freq
             )));
         }
-        if !c.preemphasis.is_finite() {
-            return Err(config_error("preemphasis is not finite".into()));
+        if !(0.0..=1.0).contains(&c.preemphasis) {
+            return Err(config_error(format!(
+                "preemphasis is {}; it must be within 0..=1 (0 disables it)",
+                c.preemphasis
+            )));
         }
         let filters = mel_filters(c.num_mel_bins, padded, rate, c.low_freq, c.high_freq);
+        if filters
+            .iter()
+            .flat_map(|f| &f.weights)
+            .any(|w| !w.is_finite())
+        {
+            return Err(config_error(format!(
+                "low_freq {} and high_freq {} are too close for {} mel filters",
+                c.low_freq, c.high_freq, c.num_mel_bins
+            )));
+        }
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(padded);
         Ok(Fbank {
             window: c.window.samples(window_size),
@@ -290,7 +309,8 @@ impl Fbank {
         let mut power = vec![0.0f64; spectrum.len()];
         for f in 0..frames {
             let start = f * self.window_shift;
-            frame.copy_from_slice(&samples[start..start + n]);
+            let raw = &samples[start..start + n];
+            frame.copy_from_slice(raw);
             if self.config.remove_dc_offset {
                 let mean = torch_mean(&frame);
                 frame.iter_mut().for_each(|v| *v -= mean);
@@ -303,6 +323,10 @@ impl Fbank {
             }
             for (dst, (&x, &w)) in fft_in.iter_mut().zip(frame.iter().zip(&self.window)) {
                 *dst = f64::from(x * w);
+            }
+            if fft_in[..n].iter().any(|v| !v.is_finite()) && raw.iter().all(|v| v.is_finite()) {
+                // Finite samples near f32::MAX overflow torch's f32 steps; redo them in f64.
+                self.prepare_wide(raw, &mut fft_in[..n]);
             }
             fft_in[n..].fill(0.0);
             let fft_ok = self
@@ -334,6 +358,29 @@ impl Fbank {
             frames,
             num_mel_bins: bins,
             data,
+        }
+    }
+}
+
+impl Fbank {
+    /// Steps 1-3 (DC offset, pre-emphasis, window) in `f64`, for frames of finite samples
+    /// whose `f32` computation overflows. The result is finite: `|x| <= f32::MAX` grows by at
+    /// most a factor of 4 here.
+    fn prepare_wide(&self, raw: &[f32], out: &mut [f64]) {
+        let mut x: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
+        if self.config.remove_dc_offset {
+            let mean = x.iter().sum::<f64>() / x.len() as f64;
+            x.iter_mut().for_each(|v| *v -= mean);
+        }
+        let p = self.config.preemphasis;
+        if p != 0.0 {
+            for i in (1..x.len()).rev() {
+                x[i] -= p * x[i - 1];
+            }
+            x[0] -= p * x[0];
+        }
+        for ((o, v), &w) in out.iter_mut().zip(&x).zip(&self.window) {
+            *o = v * f64::from(w);
         }
     }
 }
@@ -447,11 +494,25 @@ mod tests {
             .map(|i| if i % 2 == 0 { 1e30 } else { -1e30 })
             .collect();
         assert!(fb.compute(&big).data.iter().all(|v| v.is_finite()));
-        // Sums overflowing f32 give NaN/inf, but no panic.
+        // Values whose f32 sums overflow (torch: NaN) are computed in f64: still finite.
         let max: Vec<f32> = (0..800)
             .map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX })
             .collect();
-        assert_eq!(fb.compute(&max).frames, 3);
+        let f = fb.compute(&max);
+        assert_eq!(f.frames, 3);
+        assert!(f.data.iter().all(|v| v.is_finite()));
+        let f = fb.compute(&vec![f32::MAX; 800]);
+        assert!(f.data.iter().all(|v| v.is_finite()));
+        let square: Vec<f32> = (0..800)
+            .map(|i| {
+                if (i / 3) % 2 == 0 {
+                    f32::MAX
+                } else {
+                    -f32::MAX
+                }
+            })
+            .collect();
+        assert!(fb.compute(&square).data.iter().all(|v| v.is_finite()));
         assert_eq!(fb.compute(&[]).frames, 0);
         assert_eq!(fb.compute(&[0.5]).frames, 0);
     }
@@ -473,6 +534,8 @@ mod tests {
         assert!(bad(|c| c.high_freq = 9000.0).is_err());
         assert!(bad(|c| c.high_freq = -8000.0).is_err());
         assert!(bad(|c| c.preemphasis = f64::INFINITY).is_err());
+        assert!(bad(|c| c.preemphasis = -0.5).is_err());
+        assert!(bad(|c| c.preemphasis = 1e300).is_err());
         assert!(bad(|c| {
             c.round_to_power_of_two = false;
             c.frame_length_ms = 25.1; // 401 samples, odd FFT length

@@ -28,7 +28,65 @@ fn mel_scale_f32(freq: f32) -> f32 {
     1127.0f32 * (f64::from(x).ln() as f32)
 }
 
+/// The mel of every FFT bin below Nyquist and the `f32` left edge and spacing of the filters.
+struct MelGrid {
+    mels: Vec<f32>,
+    mel_low: f32,
+    delta: f32,
+}
+
+impl MelGrid {
+    fn new(
+        num_bins: usize,
+        padded_len: usize,
+        sample_rate: f64,
+        low_freq: f64,
+        high_freq: f64,
+    ) -> Self {
+        let num_fft_bins = padded_len / 2;
+        let nyquist = 0.5 * sample_rate;
+        let high_freq = if high_freq <= 0.0 {
+            high_freq + nyquist
+        } else {
+            high_freq
+        };
+        let fft_bin_width = sample_rate / padded_len as f64;
+        let mel_low = mel_scale(low_freq);
+        let mel_high = mel_scale(high_freq);
+        let delta = (mel_high - mel_low) / (num_bins + 1) as f64;
+        let width32 = fft_bin_width as f32;
+        MelGrid {
+            mels: (0..num_fft_bins)
+                .map(|i| mel_scale_f32(width32 * i as f32))
+                .collect(),
+            mel_low: mel_low as f32,
+            delta: delta as f32,
+        }
+    }
+
+    /// Filter `b` evaluated at FFT bins `range` (torchaudio's values; zero outside the triangle).
+    fn weights(&self, b: usize, range: std::ops::Range<usize>) -> impl Iterator<Item = f32> + '_ {
+        let (left, center, right) = self.edges(b);
+        self.mels[range].iter().map(move |&m| {
+            let up = (m - left) / (center - left);
+            let down = (right - m) / (right - center);
+            // torch.max(zeros, torch.min(up, down)).
+            up.min(down).max(0.0)
+        })
+    }
+
+    fn edges(&self, b: usize) -> (f32, f32, f32) {
+        let b = b as f32;
+        (
+            self.mel_low + b * self.delta,
+            self.mel_low + (b + 1.0) * self.delta,
+            self.mel_low + (b + 2.0) * self.delta,
+        )
+    }
+}
+
 /// Dense weights `[num_bins][padded_len / 2 + 1]` as torchaudio computes them (`f32`).
+#[cfg(test)]
 pub(crate) fn mel_banks_dense(
     num_bins: usize,
     padded_len: usize,
@@ -36,44 +94,22 @@ pub(crate) fn mel_banks_dense(
     low_freq: f64,
     high_freq: f64,
 ) -> Vec<Vec<f32>> {
-    let num_fft_bins = padded_len / 2;
-    let nyquist = 0.5 * sample_rate;
-    let high_freq = if high_freq <= 0.0 {
-        high_freq + nyquist
-    } else {
-        high_freq
-    };
-    let fft_bin_width = sample_rate / padded_len as f64;
-    let mel_low = mel_scale(low_freq);
-    let mel_high = mel_scale(high_freq);
-    let delta = (mel_high - mel_low) / (num_bins + 1) as f64;
-
-    let (mel_low32, delta32, width32) = (mel_low as f32, delta as f32, fft_bin_width as f32);
-    let mels: Vec<f32> = (0..num_fft_bins)
-        .map(|i| mel_scale_f32(width32 * i as f32))
-        .collect();
+    let grid = MelGrid::new(num_bins, padded_len, sample_rate, low_freq, high_freq);
     (0..num_bins)
         .map(|b| {
-            let b = b as f32;
-            let left = mel_low32 + b * delta32;
-            let center = mel_low32 + (b + 1.0) * delta32;
-            let right = mel_low32 + (b + 2.0) * delta32;
-            let mut row: Vec<f32> = mels
-                .iter()
-                .map(|&m| {
-                    let up = (m - left) / (center - left);
-                    let down = (right - m) / (right - center);
-                    // torch.max(zeros, torch.min(up, down)); NaN cannot occur here.
-                    up.min(down).max(0.0)
-                })
-                .collect();
+            let mut row: Vec<f32> = grid.weights(b, 0..grid.mels.len()).collect();
             row.push(0.0);
             row
         })
         .collect()
 }
 
-/// The filters in sparse form (see [`MelFilter`]).
+/// The filters in sparse form (see [`MelFilter`]), equal to the non-zero span of each dense row.
+///
+/// Only the FFT bins strictly inside each triangle are evaluated (the mels of the bins are
+/// non-decreasing, so they form one range): time and memory grow with the FFT length, not with
+/// `num_bins × FFT length`, which matters for large configs (4096 bins × 32769 FFT bins would
+/// be half a gigabyte dense).
 pub(crate) fn mel_filters(
     num_bins: usize,
     padded_len: usize,
@@ -81,15 +117,19 @@ pub(crate) fn mel_filters(
     low_freq: f64,
     high_freq: f64,
 ) -> Vec<MelFilter> {
-    mel_banks_dense(num_bins, padded_len, sample_rate, low_freq, high_freq)
-        .into_iter()
-        .map(|row| {
+    let grid = MelGrid::new(num_bins, padded_len, sample_rate, low_freq, high_freq);
+    (0..num_bins)
+        .map(|b| {
+            let (left, _, right) = grid.edges(b);
+            let from = grid.mels.partition_point(|&m| m <= left);
+            let to = grid.mels.partition_point(|&m| m < right).max(from);
+            let row: Vec<f32> = grid.weights(b, from..to).collect();
             let first = row.iter().position(|&w| w > 0.0);
             let last = row.iter().rposition(|&w| w > 0.0);
             match (first, last) {
-                (Some(a), Some(b)) => MelFilter {
-                    start: a,
-                    weights: row[a..=b].iter().map(|&w| f64::from(w)).collect(),
+                (Some(a), Some(z)) => MelFilter {
+                    start: from + a,
+                    weights: row[a..=z].iter().map(|&w| f64::from(w)).collect(),
                 },
                 _ => MelFilter {
                     start: 0,
@@ -140,19 +180,30 @@ mod tests {
 
     #[test]
     fn sparse_form_matches_dense() {
-        let dense = ast_banks();
-        let sparse = mel_filters(128, 512, 16000.0, 20.0, 0.0);
-        for (d, s) in dense.iter().zip(&sparse) {
-            for (i, &w) in d.iter().enumerate() {
-                let sw = if i >= s.start && i < s.start + s.weights.len() {
-                    s.weights[i - s.start]
-                } else {
-                    0.0
-                };
-                assert_eq!(f64::from(w), sw);
+        for (bins, padded, rate, low, high) in [
+            (128, 512, 16000.0, 20.0, 0.0),
+            (40, 256, 8000.0, 20.0, 0.0),
+            (23, 512, 16000.0, 300.0, -400.0),
+            (1000, 1024, 44100.0, 0.0, 0.0), // many filters narrower than one FFT bin
+            (4, 65536, 2_621_440.0, 20.0, 0.0),
+        ] {
+            let dense = mel_banks_dense(bins, padded, rate, low, high);
+            let sparse = mel_filters(bins, padded, rate, low, high);
+            assert_eq!(dense.len(), sparse.len());
+            for (d, s) in dense.iter().zip(&sparse) {
+                for (i, &w) in d.iter().enumerate() {
+                    let sw = if i >= s.start && i < s.start + s.weights.len() {
+                        s.weights[i - s.start]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(f64::from(w), sw, "{bins} bins, padded {padded}: bin {i}");
+                }
             }
         }
-        assert!(sparse[3].weights.is_empty());
+        assert!(mel_filters(128, 512, 16000.0, 20.0, 0.0)[3]
+            .weights
+            .is_empty());
     }
 
     #[test]

@@ -26,6 +26,6 @@ mod wav;
 pub use error::AudioError;
 pub use extractor::{FeatureExtractor, FeatureExtractorConfig};
 pub use fbank::{Fbank, FbankConfig, Features, WindowType, ENERGY_FLOOR};
-pub use resample::{resample, to_16k, AST_SAMPLE_RATE};
+pub use resample::{resample, resample_prefix, to_16k, AST_SAMPLE_RATE};
 pub use vad::{Segmenter, SegmenterConfig, Utterance};
 pub use wav::{decode_wav, read_wav, Audio, AudioLimits, DEFAULT_MAX_SECONDS};

@@ -22,6 +22,13 @@ const MAX_OUTPUT_SAMPLES: u128 = u32::MAX as u128;
 /// Aim for at least this many input samples per FFT block (longer filter, sharper cut-off).
 const MIN_BLOCK_IN: u64 = 1024;
 
+/// ...but no more than this many output samples per block: upsampling from a tiny rate
+/// (a header declaring 1 Hz) would otherwise ask for FFTs of millions of points.
+const MAX_BLOCK_OUT: u64 = 1 << 18;
+
+/// `f32::MAX` in `f64`.
+const F32_MAX: f64 = f32::MAX as f64;
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -43,6 +50,17 @@ fn output_len(len: usize, from_hz: u32, to_hz: u32) -> Option<usize> {
 /// rate, for rates whose reduced ratio needs FFTs longer than 2^18 (e.g. a prime rate above
 /// 262144 Hz), and for outputs longer than `u32::MAX` samples.
 pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, AudioError> {
+    resample_prefix(samples, from_hz, to_hz, usize::MAX)
+}
+
+/// The first `max_out` samples of [`resample`]`(samples, from_hz, to_hz)`, bit for bit, reading
+/// only the input they need: a feature extractor that keeps 10 s does not resample 20 minutes.
+pub fn resample_prefix(
+    samples: &[f32],
+    from_hz: u32,
+    to_hz: u32,
+    max_out: usize,
+) -> Result<Vec<f32>, AudioError> {
     let err = |reason: String| AudioError::Resample {
         from_hz,
         to_hz,
@@ -52,13 +70,14 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, A
         return Err(err("a sample rate of 0 Hz is meaningless".into()));
     }
     if from_hz == to_hz {
-        return Ok(samples.to_vec());
+        return Ok(samples[..samples.len().min(max_out)].to_vec());
     }
     let out_len = output_len(samples.len(), from_hz, to_hz).ok_or_else(|| {
         err(format!(
             "the output would have more than {MAX_OUTPUT_SAMPLES} samples; cut the clip"
         ))
     })?;
+    let out_len = out_len.min(max_out);
     if samples.is_empty() {
         return Ok(Vec::new());
     }
@@ -73,7 +92,10 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, A
     }
     // An even number of minimal blocks per FFT block makes both block sizes even, so the
     // filter delay (half a block) is a whole number of output samples.
-    let mut blocks = MIN_BLOCK_IN.div_ceil(step_in).max(1);
+    let mut blocks = MIN_BLOCK_IN
+        .div_ceil(step_in)
+        .min(MAX_BLOCK_OUT / step_out)
+        .max(1);
     blocks += blocks % 2;
     let chunk_in = (blocks * step_in) as usize;
 
@@ -103,7 +125,13 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, A
         let drop = skip.min(fresh.len());
         skip -= drop;
         let want = out_len - result.len();
-        result.extend(fresh[drop..].iter().take(want).map(|&v| v as f32));
+        // Ringing can overshoot finite input near f32::MAX: saturate instead of going infinite.
+        result.extend(
+            fresh[drop..]
+                .iter()
+                .take(want)
+                .map(|&v| v.clamp(-F32_MAX, F32_MAX) as f32),
+        );
     }
     Ok(result)
 }
@@ -224,6 +252,44 @@ mod tests {
         // Output too long.
         let e = resample(&[0.0; 2], 1, u32::MAX).unwrap_err();
         assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn a_prefix_is_the_start_of_the_full_output_bit_for_bit() {
+        let x = sine(300.0, 44100, 44100);
+        let full = resample(&x, 44100, 16000).unwrap();
+        for n in [0, 1, 100, 5000, 15999, 16000, 20000] {
+            let prefix = resample_prefix(&x, 44100, 16000, n).unwrap();
+            assert_eq!(prefix.len(), n.min(full.len()));
+            assert!(prefix
+                .iter()
+                .zip(&full)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        assert_eq!(
+            resample_prefix(&x, 44100, 44100, 7).unwrap(),
+            x[..7].to_vec()
+        );
+    }
+
+    #[test]
+    fn tiny_and_huge_rates_stay_cheap_and_finite() {
+        // 1 Hz -> 16 kHz: 16000 outputs per input sample, blocks capped.
+        let y = resample(&[0.5; 40], 1, 16000).unwrap();
+        assert_eq!(y.len(), 640_000);
+        assert!(y.iter().all(|v| v.is_finite()));
+        // Full-scale input overshoots through the filter: saturated, not infinite.
+        let square: Vec<f32> = (0..4000)
+            .map(|i| {
+                if (i / 5) % 2 == 0 {
+                    f32::MAX
+                } else {
+                    -f32::MAX
+                }
+            })
+            .collect();
+        let y = resample(&square, 44100, 16000).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()));
     }
 
     #[test]

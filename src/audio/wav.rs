@@ -14,8 +14,10 @@
 //! | 32-bit float | as stored |
 //!
 //! Multi-channel audio is averaged to mono (`f32` sum over channels, then divided by the
-//! channel count, the order `torch.mean(dim=0)` uses). 64-bit float WAV is refused with a
-//! clear error: `hound` 3.5 does not decode it.
+//! channel count, the order `torch.mean(dim=0)` uses; where that `f32` sum of finite samples
+//! overflows, the mean is taken in `f64` instead). 64-bit float WAV is refused with a clear
+//! error: `hound` 3.5 does not decode it. A float file holding a NaN or an infinity is refused
+//! ([`AudioError::NonFinite`], naming the sample), so decoded audio is always finite.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -213,10 +215,20 @@ fn decode_stream<R: Read>(
         }
     };
     match result {
-        Ok(()) => Ok(Audio {
-            samples,
-            sample_rate: spec.sample_rate,
-        }),
+        Ok(()) => {
+            if let Some((index, value)) = first_non_finite(&samples) {
+                return Err(AudioError::NonFinite {
+                    origin: origin_s(),
+                    index,
+                    seconds: index as f64 / f64::from(spec.sample_rate),
+                    value,
+                });
+            }
+            Ok(Audio {
+                samples,
+                sample_rate: spec.sample_rate,
+            })
+        }
         Err(Some(hound::Error::IoError(error))) if !at_eof() => Err(AudioError::Io {
             origin: origin_s(),
             error,
@@ -228,6 +240,14 @@ fn decode_stream<R: Read>(
         }),
         Err(Some(e)) => Err(header_error(e, origin, fmt.as_ref(), false, "")),
     }
+}
+
+/// The index and value of the first NaN or infinite sample.
+pub(crate) fn first_non_finite(samples: &[f32]) -> Option<(usize, f32)> {
+    samples
+        .iter()
+        .position(|v| !v.is_finite())
+        .map(|i| (i, samples[i]))
 }
 
 /// Refuses what the `fmt ` chunk already shows to be unusable, with a precise message.
@@ -321,11 +341,20 @@ where
     } else {
         let n = channels as f32;
         for _ in 0..frames {
-            let mut sum = 0.0f32;
+            // The f32 sum is torch's; the f64 one only stands in where the f32 sum of finite
+            // samples overflows (float files near f32::MAX), so that the mean stays finite.
+            let (mut sum, mut wide) = (0.0f32, 0.0f64);
             for _ in 0..channels {
-                sum += next()?;
+                let v = next()?;
+                sum += v;
+                wide += f64::from(v);
             }
-            out.push(sum / n);
+            let mean = sum / n;
+            out.push(if mean.is_finite() || !wide.is_finite() {
+                mean
+            } else {
+                (wide / f64::from(n)) as f32
+            });
         }
     }
     Ok(())
@@ -410,6 +439,39 @@ mod tests {
         let v = [0.25f32, -1.5, 1e-30, 0.0];
         let a = decode(&write_wav(spec(1, 32, SampleFormat::Float), &v)).unwrap();
         assert_eq!(a.samples, v.to_vec());
+    }
+
+    #[test]
+    fn non_finite_float_samples_are_refused_by_position() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let bytes = write_wav(spec(1, 32, SampleFormat::Float), &[0.0, 0.5, bad, 0.0]);
+            match decode(&bytes) {
+                Err(AudioError::NonFinite {
+                    origin,
+                    index,
+                    value,
+                    ..
+                }) => {
+                    assert_eq!((origin.as_str(), index), ("t.wav", 2));
+                    assert_eq!(value.to_bits(), bad.to_bits());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn full_scale_float_stereo_averages_to_a_finite_mean() {
+        let v = [
+            f32::MAX,
+            f32::MAX,
+            -f32::MAX,
+            -f32::MAX,
+            f32::MAX,
+            -f32::MAX,
+        ];
+        let a = decode(&write_wav(spec(2, 32, SampleFormat::Float), &v)).unwrap();
+        assert_eq!(a.samples, vec![f32::MAX, -f32::MAX, 0.0]);
     }
 
     #[test]

@@ -19,6 +19,14 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Name of the feature-extractor config in a model folder.
 pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 
+/// Longest input accepted, in frames (the `max_length` limit of `config.json`).
+pub const MAX_INPUT_FRAMES: usize = 1 << 16;
+/// Most classes a head may have (AudioSet has 527; ImageNet-21k 21,841).
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// Weights a config may describe beyond four times what its file holds (4 MiB of `f32`).
+const SLACK_VALUES: u128 = 1 << 20;
+
 /// Prefix of the backbone in an `ASTForAudioClassification` checkpoint.
 const BACKBONE_PREFIX: &str = "audio_spectrogram_transformer";
 /// Prefix of the head in an `ASTForAudioClassification` checkpoint.
@@ -124,6 +132,11 @@ impl Checkpoint {
         device: &Device,
     ) -> Result<AstForAudioClassification, LoadError> {
         let weights = Weights::from_bytes(&self.weights, &self.weights_source, device)?;
+        let head_values = match options.new_head {
+            Some(_) => 0,
+            None => (self.config.hidden_size * self.config.num_labels()) as u128,
+        };
+        self.check_sizes(&weights, options, head_values)?;
         let backbone_prefix = self.backbone_prefix(&weights);
         let ast = self.load_backbone_from(&weights, &backbone_prefix, options);
         let head = match options.new_head {
@@ -148,11 +161,61 @@ impl Checkpoint {
         device: &Device,
     ) -> Result<AstModel, LoadError> {
         let weights = Weights::from_bytes(&self.weights, &self.weights_source, device)?;
+        self.check_sizes(&weights, options, 0)?;
         let prefix = self.backbone_prefix(&weights);
         let ast = self.load_backbone_from(&weights, &prefix, options);
         weights.skip_prefix(HEAD_PREFIX);
         weights.finish()?;
         Ok(ast)
+    }
+
+    /// Refuses, before anything is allocated, what would build a model far larger than the file:
+    /// a `max_length` or a new head beyond the config limits, or a `config.json` describing more
+    /// weights than `model.safetensors` holds (missing tensors are filled with zeros while every
+    /// problem is collected, so a config claiming a huge model would otherwise allocate it).
+    fn check_sizes(
+        &self,
+        weights: &Weights,
+        options: &LoadOptions,
+        head_values: u128,
+    ) -> Result<(), LoadError> {
+        let config = &self.config;
+        let max_length = options.max_length.unwrap_or(config.max_length);
+        if !(config.patch_size..=MAX_INPUT_FRAMES).contains(&max_length) {
+            return Err(LoadError::Config {
+                file: self.weights_source.clone(),
+                message: format!(
+                    "an input length of {max_length} frames is not possible for this model: it \
+                     must be {}..={MAX_INPUT_FRAMES} (the patch size up to the config limit)",
+                    config.patch_size
+                ),
+            });
+        }
+        if let Some(n) = options.new_head {
+            if !(1..=MAX_CLASSES).contains(&n) {
+                return Err(LoadError::Config {
+                    file: self.weights_source.clone(),
+                    message: format!("a new head needs 1..={MAX_CLASSES} classes, got {n}"),
+                });
+            }
+        }
+        // Zeros stand in for missing tensors so that every problem is listed at once; that
+        // is bounded by a few times what the file holds (a moderately broken file still gets
+        // the full list), not by what the config claims.
+        let needed = config.backbone_weight_values(config.max_length) + head_values;
+        let held = weights.total_values();
+        if needed > held.saturating_mul(4) + SLACK_VALUES {
+            return Err(LoadError::Config {
+                file: self.weights_source.clone(),
+                message: format!(
+                    "the config describes a model with at least {needed} weights but the file \
+                     holds only {held} values: config.json and model.safetensors do not belong \
+                     together (re-download the folder, or check `hidden_size`, \
+                     `num_hidden_layers`, `intermediate_size` and `id2label`)"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// `audio_spectrogram_transformer` for an `ASTForAudioClassification` file, empty for a bare

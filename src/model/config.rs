@@ -228,6 +228,19 @@ impl AstConfig {
         self.frequency_out_dim() * self.time_out_dim(max_length) + 2
     }
 
+    /// Values in the weight matrices and embeddings of the backbone for inputs of `max_length`
+    /// frames (biases and LayerNorms left out): a lower bound on what a `model.safetensors` of
+    /// this config holds, checked before anything is allocated for it.
+    pub fn backbone_weight_values(&self, max_length: usize) -> u128 {
+        let (d, i, p) = (
+            self.hidden_size as u128,
+            self.intermediate_size as u128,
+            self.patch_size as u128,
+        );
+        let layers = self.num_hidden_layers as u128;
+        layers * (4 * d * d + 2 * d * i) + d * p * p + self.num_tokens(max_length) as u128 * d
+    }
+
     /// Number of classes (the size of `id2label`).
     pub fn num_labels(&self) -> usize {
         self.id2label.len()
@@ -283,6 +296,14 @@ mod tests {
         assert_eq!(c.time_out_dim(1024), 101);
         assert_eq!(c.num_tokens(1024), 1214);
         assert_eq!(c.activation(), Ok(Activation::Gelu));
+    }
+
+    #[test]
+    fn weight_values_of_ast_base() {
+        // 12 × (4·768² + 2·768·3072) + 768·256 + 1214·768: AST-base's 86.2 M minus biases,
+        // LayerNorms, CLS/distillation tokens.
+        let c = AstConfig::default();
+        assert_eq!(c.backbone_weight_values(1024), 86_063_616);
     }
 
     #[test]

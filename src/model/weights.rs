@@ -70,6 +70,14 @@ impl<'a> Weights<'a> {
         self.tensors.names().contains(&name)
     }
 
+    /// Number of values (elements) of every tensor in the file, from the header alone.
+    pub fn total_values(&self) -> u128 {
+        self.tensors
+            .iter()
+            .map(|(_, view)| view.shape().iter().map(|&n| n as u128).product::<u128>())
+            .sum()
+    }
+
     /// All tensor names in the file.
     pub fn names(&self) -> Vec<String> {
         self.tensors.names().into_iter().map(String::from).collect()

@@ -8,6 +8,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::model::checkpoint::{MAX_CLASSES, MAX_INPUT_FRAMES};
 use crate::model::weights::serialize_f32;
 use crate::model::{AstConfig, AstModel, LoadError, TensorProblem};
 
@@ -310,8 +311,23 @@ pub fn read_metadata(bytes: &[u8], source: &str) -> Result<AdapterMetadata, Load
         file: source.to_string(),
         message: "adapter metadata lacks the `petl_ast` entry".into(),
     })?;
-    serde_json::from_str(text).map_err(|e| LoadError::Json {
+    let metadata: AdapterMetadata = serde_json::from_str(text).map_err(|e| LoadError::Json {
         file: source.to_string(),
         message: format!("adapter metadata: {e}"),
-    })
+    })?;
+    let (frames, classes) = (MAX_INPUT_FRAMES, MAX_CLASSES);
+    if !(1..=frames).contains(&metadata.max_length)
+        || !(1..=classes).contains(&metadata.labels.len())
+    {
+        return Err(LoadError::Config {
+            file: source.to_string(),
+            message: format!(
+                "adapter metadata declares {} input frames and {} labels; expected 1..={frames} \
+                 and 1..={classes}: the file is corrupt",
+                metadata.max_length,
+                metadata.labels.len()
+            ),
+        });
+    }
+    Ok(metadata)
 }

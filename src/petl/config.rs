@@ -221,6 +221,13 @@ pub struct PetlConfig {
     pub paper_compat: bool,
 }
 
+/// Most prompt tokens, prefix vectors or Soft-MoA slots per expert (the paper uses up to 300).
+pub const MAX_TOKENS: usize = 4096;
+/// Largest Conformer depth-wise kernel (the paper uses 31).
+pub const MAX_KERNEL: usize = 1023;
+/// Most experts of a mixture of adapters (the paper uses up to 7).
+pub const MAX_EXPERTS: usize = 256;
+
 /// Why a [`PetlConfig`] cannot be applied to a model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid PETL configuration: {0}")]
@@ -253,9 +260,18 @@ impl PetlConfig {
     }
 
     /// Checks the config against a model of width `d` with `layers` encoder layers.
+    ///
+    /// Sizes are bounded ([`MAX_TOKENS`], [`MAX_KERNEL`], [`MAX_EXPERTS`]) because adapter
+    /// files carry their config: a corrupt one must be refused, not allocated.
     pub fn validate(&self, d: usize, layers: usize) -> Result<(), ConfigError> {
         for a in &self.adapters {
             reduced_width(d, a.reduction_rate, "adapter")?;
+            if a.block == AdapterBlock::Conformer && a.kernel_size > MAX_KERNEL {
+                return Err(ConfigError(format!(
+                    "Conformer adapter: kernel size must be at most {MAX_KERNEL}, got {}",
+                    a.kernel_size
+                )));
+            }
             if a.block == AdapterBlock::Conformer && a.kernel_size % 2 == 0 {
                 return Err(ConfigError(format!(
                     "Conformer adapter: kernel size must be odd for \"same\" padding, got {}",
@@ -284,6 +300,12 @@ impl PetlConfig {
         }
         if let Some(lora) = &self.lora {
             reduced_width(d, lora.reduction_rate, "LoRA")?;
+            if !lora.alpha.is_finite() {
+                return Err(ConfigError(format!(
+                    "LoRA alpha must be a finite number, got {}",
+                    lora.alpha
+                )));
+            }
             if lora.targets.is_empty() {
                 return Err(ConfigError(
                     "LoRA needs at least one target projection".into(),
@@ -291,27 +313,33 @@ impl PetlConfig {
             }
         }
         if let Some(prompt) = &self.prompt {
-            if prompt.length == 0 {
-                return Err(ConfigError("prompt length must be positive, got 0".into()));
+            if !(1..=MAX_TOKENS).contains(&prompt.length) {
+                return Err(ConfigError(format!(
+                    "prompt length must be 1..={MAX_TOKENS}, got {}",
+                    prompt.length
+                )));
             }
             if prompt.deep && layers == 0 {
                 return Err(ConfigError("deep prompts need at least one layer".into()));
             }
         }
         if let Some(prefix) = &self.prefix {
-            if prefix.length == 0 || prefix.length % 2 != 0 {
+            if prefix.length == 0 || prefix.length % 2 != 0 || prefix.length > MAX_TOKENS {
                 return Err(ConfigError(format!(
-                    "prefix length must be a positive even number (p/2 keys + p/2 values), got {}",
+                    "prefix length must be a positive even number (p/2 keys + p/2 values) of at \
+                     most {MAX_TOKENS}, got {}",
                     prefix.length
                 )));
             }
         }
         if let Some(moa) = &self.moa {
             reduced_width(d, moa.reduction_rate, "MoA")?;
-            if moa.experts == 0 || moa.slots == 0 {
-                return Err(ConfigError(
-                    "MoA needs at least one expert and one slot".into(),
-                ));
+            if !(1..=MAX_EXPERTS).contains(&moa.experts) || !(1..=MAX_TOKENS).contains(&moa.slots) {
+                return Err(ConfigError(format!(
+                    "MoA needs 1..={MAX_EXPERTS} experts and 1..={MAX_TOKENS} slots per expert, \
+                     got {} and {}",
+                    moa.experts, moa.slots
+                )));
             }
         }
         Ok(())

@@ -45,8 +45,11 @@ impl PetlModel {
         let d = model_config.hidden_size;
         let layers = ast.layers.len();
         petl.validate(d, layers)?;
-        if num_classes == 0 {
-            return Err(ConfigError("the head needs at least one class".into()));
+        let max_classes = crate::model::checkpoint::MAX_CLASSES;
+        if !(1..=max_classes).contains(&num_classes) {
+            return Err(ConfigError(format!(
+                "the head needs 1..={max_classes} classes, got {num_classes}"
+            )));
         }
         let hooks = (0..layers)
             .map(|_| Self::layer_hooks(petl, d, device))

@@ -62,32 +62,70 @@ fn linear_mut<'m>(model: &'m mut AstForAudioClassification, name: &str) -> Optio
 
 /// Merges the LoRA updates of a PEFT folder into `model`.
 pub fn merge_peft_lora(
-    mut model: AstForAudioClassification,
+    model: AstForAudioClassification,
     dir: &Path,
 ) -> Result<AstForAudioClassification, LoadError> {
     let config_path = dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| LoadError::io(&config_path, e))?;
-    let config: PeftLoraConfig = serde_json::from_str(&text).map_err(|e| LoadError::Json {
-        file: config_path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    if let Some(kind) = config.peft_type.as_deref().filter(|k| *k != "LORA") {
-        return Err(LoadError::Config {
-            file: config_path.display().to_string(),
-            message: format!("peft_type is {kind}; only LORA adapters can be imported"),
-        });
-    }
-    if config.r == 0 {
-        return Err(LoadError::Config {
-            file: config_path.display().to_string(),
-            message: "`r` should be a positive integer, got 0".into(),
-        });
-    }
+    let config = PeftLoraConfig::from_json(&text, &config_path.display().to_string())?;
     let weights_path = dir.join("adapter_model.safetensors");
     let bytes = std::fs::read(&weights_path).map_err(|e| LoadError::io(&weights_path, e))?;
-    let source = weights_path.display().to_string();
+    merge(model, &config, &bytes, &weights_path.display().to_string())
+}
+
+/// [`merge_peft_lora`] on the contents of `adapter_config.json` and
+/// `adapter_model.safetensors`; the sources name them in errors.
+pub fn merge_peft_lora_bytes(
+    model: AstForAudioClassification,
+    config_json: &str,
+    config_source: &str,
+    bytes: &[u8],
+    source: &str,
+) -> Result<AstForAudioClassification, LoadError> {
+    let config = PeftLoraConfig::from_json(config_json, config_source)?;
+    merge(model, &config, bytes, source)
+}
+
+impl PeftLoraConfig {
+    /// Parses and checks `adapter_config.json`; `source` names it in errors.
+    pub fn from_json(text: &str, source: &str) -> Result<Self, LoadError> {
+        let config: Self = serde_json::from_str(text).map_err(|e| LoadError::Json {
+            file: source.to_string(),
+            message: e.to_string(),
+        })?;
+        let refuse = |message: String| {
+            Err(LoadError::Config {
+                file: source.to_string(),
+                message,
+            })
+        };
+        if let Some(kind) = config.peft_type.as_deref().filter(|k| *k != "LORA") {
+            return refuse(format!(
+                "peft_type is {kind}; only LORA adapters can be imported"
+            ));
+        }
+        if config.r == 0 {
+            return refuse("`r` should be a positive integer, got 0".into());
+        }
+        if !config.lora_alpha.is_finite() {
+            return refuse(format!(
+                "`lora_alpha` should be a finite number, got {}",
+                config.lora_alpha
+            ));
+        }
+        Ok(config)
+    }
+}
+
+fn merge(
+    mut model: AstForAudioClassification,
+    config: &PeftLoraConfig,
+    bytes: &[u8],
+    source: &str,
+) -> Result<AstForAudioClassification, LoadError> {
+    let source = source.to_string();
     let device = model.head.dense.weight.device();
-    let weights = Weights::from_bytes(&bytes, &source, &device)?;
+    let weights = Weights::from_bytes(bytes, &source, &device)?;
     let scale = config.scale() as f32;
     let r = config.r;
     for name in weights.names() {

@@ -166,13 +166,13 @@ pub fn featurise(
     clips: &[Clip],
     extractor: &FeatureExtractor,
     cache: Option<&FbankCache>,
+    limits: &AudioLimits,
     skip_bad: bool,
     what: &str,
 ) -> Result<(Vec<Example>, Vec<String>)> {
-    let limits = AudioLimits::default();
     let (examples, skipped) = match cache {
-        Some(cache) => cache.examples(clips, extractor, &limits, skip_bad)?,
-        None => data::features::examples(clips, extractor, &limits, skip_bad)?,
+        Some(cache) => cache.examples(clips, extractor, limits, skip_bad)?,
+        None => data::features::examples(clips, extractor, limits, skip_bad)?,
     };
     for s in &skipped {
         eprintln!("skipped: {s}");

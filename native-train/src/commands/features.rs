@@ -16,6 +16,9 @@ pub struct Args {
     /// A `preprocessor_config.json` with another mean/std (default: the AudioSet AST values).
     #[arg(long, value_name = "FILE")]
     preprocessor: Option<PathBuf>,
+    /// Refuse clips longer than this many seconds (judged from the wav header).
+    #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
+    max_seconds: f64,
     /// Output .npy file (float32, frames × mel).
     #[arg(long, value_name = "OUT.npy")]
     npy: PathBuf,
@@ -36,7 +39,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     anyhow::ensure!(args.max_length > 0, "--max-length must be at least 1");
     config.max_length = args.max_length;
-    let audio = read_wav(&args.file, &AudioLimits::default())?;
+    let limits = AudioLimits {
+        max_seconds: args.max_seconds,
+    };
+    let audio = read_wav(&args.file, &limits)?;
     let extractor = FeatureExtractor::new(config.clone())?;
     let values = extractor.extract_audio(&audio)?;
     let shape = [config.max_length as u64, config.num_mel_bins as u64];

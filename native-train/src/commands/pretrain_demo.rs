@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use petl_ast::audio::{FeatureExtractor, FeatureExtractorConfig};
+use petl_ast::audio::{AudioLimits, FeatureExtractor, FeatureExtractorConfig};
 use petl_ast::data;
 use petl_ast::io::write_atomic;
 use petl_ast::model::{save, AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
@@ -79,9 +79,10 @@ pub fn run(args: Args) -> Result<()> {
         ..FeatureExtractorConfig::default()
     };
     let extractor = FeatureExtractor::new(preprocessor.clone())?;
-    let train_set = featurise(&splits.train, &extractor, false, "train")?;
-    let valid = featurise(&splits.valid, &extractor, false, "valid")?;
-    let test = featurise(&splits.test, &extractor, false, "test")?;
+    let limits = AudioLimits::default();
+    let train_set = featurise(&splits.train, &extractor, &limits, false, "train")?;
+    let valid = featurise(&splits.valid, &extractor, &limits, false, "valid")?;
+    let test = featurise(&splits.test, &extractor, &limits, false, "test")?;
 
     let model = AstForAudioClassification {
         ast: AstModel::new(&config, args.max_length, &device),

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use petl_ast::audio::FeatureExtractor;
+use petl_ast::audio::{AudioLimits, FeatureExtractor};
 use petl_ast::data::cache::FbankCache;
 use petl_ast::data::Clip;
 use petl_ast::io::write_atomic;
@@ -80,6 +80,9 @@ pub struct Args {
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
+    /// Refuse clips longer than this many seconds (judged from the wav header).
+    #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
+    max_seconds: f64,
     /// Run folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -204,10 +207,11 @@ pub fn predict_with_bar<M: Classifier>(
 pub fn featurise(
     clips: &[Clip],
     extractor: &FeatureExtractor,
+    limits: &AudioLimits,
     skip_bad: bool,
     what: &str,
 ) -> Result<Vec<Example>> {
-    Ok(datasets::featurise(clips, extractor, None, skip_bad, what)?.0)
+    Ok(datasets::featurise(clips, extractor, None, limits, skip_bad, what)?.0)
 }
 
 /// The featurised clips of one fold.
@@ -292,11 +296,15 @@ impl<'a> Job<'a> {
             return Ok(features);
         }
         let splits = &data.fold.splits;
+        let limits = AudioLimits {
+            max_seconds: self.args.max_seconds,
+        };
         let featurise = |clips: &[Clip], what| {
             datasets::featurise(
                 clips,
                 &self.extractor,
                 self.cache.as_ref(),
+                &limits,
                 self.args.skip_bad_files,
                 what,
             )

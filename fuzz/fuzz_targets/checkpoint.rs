@@ -1,0 +1,5 @@
+//! `cargo fuzz run checkpoint`: the body is [`petl_ast::fuzz::checkpoint`], which
+//! `tests/fuzz_corpus_replay.rs` also runs on every committed corpus file.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| petl_ast::fuzz::checkpoint(data));
