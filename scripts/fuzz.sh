@@ -2,7 +2,9 @@
 # Fuzzing with cargo-fuzz (libFuzzer), one target after the other on one core.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   run each target (default: all) for SECONDS (default 30)
-#   scripts/fuzz.sh cmin [TARGET...]        merge seeds and new finds into the committed corpora
+#   scripts/fuzz.sh cmin [TARGET...]        merge seeds and new finds (files up to
+#                                           FUZZ_CMIN_MAX_KB, default 32) into the committed
+#                                           corpora and minimise them
 #
 # Stable Rust is enough: RUSTC_BOOTSTRAP=1 lets it take the -Z flags cargo-fuzz passes. The
 # sanitizer is FUZZ_SANITIZER (default none: AddressSanitizer needs the nightly standard library
@@ -39,7 +41,10 @@ if [[ "$mode" == cmin ]]; then
   for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     for extra in "seeds/$t" "work/$t"; do
-      [[ -d "$extra" ]] && cp -n "$extra"/* "corpus/$t/" 2>/dev/null || true
+      if [[ -d "$extra" ]]; then
+        find "$extra" -maxdepth 1 -type f -size "-$((${FUZZ_CMIN_MAX_KB:-32} + 1))k" \
+          -exec cp -n {} "corpus/$t/" \;
+      fi
     done
     nice -n 19 cargo fuzz cmin "${build[@]}" "$t" "corpus/$t" -- -rss_limit_mb=2048
     echo "$t: $(ls "corpus/$t" | wc -l) files, $(du -sh "corpus/$t" | cut -f1)"
