@@ -46,7 +46,7 @@ impl FromStr for PersonaliseMethod {
 fn reduction_rate(d: usize) -> usize {
     (1..=64)
         .rev()
-        .find(|rr| d % rr == 0 && d / rr >= 8)
+        .find(|&rr| d.is_multiple_of(rr) && d / rr >= 8)
         .unwrap_or(1)
 }
 
