@@ -10,11 +10,15 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
 # espeak-ng and sox for generated speech, node + npm for the web
 # end-to-end test, a TrueType font for the PNG figures of `native-train report`.
-APT_PACKAGES="chromium chromium-driver espeak-ng sox pkg-config nodejs npm fonts-dejavu-core"
+APT_PACKAGES="chromium chromium-driver espeak-ng sox pkg-config fonts-dejavu-core"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+# node and npm: Debian's packages unless a node distribution (e.g. NodeSource, which bundles npm)
+# already provides the commands; Debian's npm conflicts with NodeSource's nodejs.
+command -v node >/dev/null || missing="$missing nodejs"
+command -v npm >/dev/null || missing="$missing npm"
 if [ -n "$missing" ]; then
   echo "setup: installing apt packages:$missing"
   $SUDO apt-get update -qq
