@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use npyz::WriterBuilder;
 use petl_ast::audio::{read_wav, AudioLimits, FeatureExtractor, FeatureExtractorConfig};
 use petl_ast::io::write_atomic;
 
@@ -46,16 +45,7 @@ pub fn run(args: Args) -> Result<()> {
     let extractor = FeatureExtractor::new(config.clone())?;
     let values = extractor.extract_audio(&audio)?;
     let shape = [config.max_length as u64, config.num_mel_bins as u64];
-    let mut bytes = Vec::new();
-    {
-        let mut writer = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut bytes)
-            .begin_nd()?;
-        writer.extend(values.iter().copied())?;
-        writer.finish()?;
-    }
+    let bytes = super::npy_f32(&shape, &values)?;
     write_atomic(&args.npy, &bytes)
         .with_context(|| format!("cannot write {}", args.npy.display()))?;
     Ok(())

@@ -505,17 +505,7 @@ impl<'a> Job<'a> {
             serde_json::to_string(&predictions)?.as_bytes(),
         )?;
         let shape = [features.test.len() as u64, eval.embedding_dim as u64];
-        let mut bytes = Vec::new();
-        {
-            use npyz::WriterBuilder;
-            let mut writer = npyz::WriteOptions::<f32>::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(&mut bytes)
-                .begin_nd()?;
-            writer.extend(eval.embeddings.iter().copied())?;
-            writer.finish()?;
-        }
+        let bytes = super::npy_f32(&shape, &eval.embeddings)?;
         write_atomic(&out.join(EMBEDDINGS_FILE), &bytes)?;
         Ok(())
     }
