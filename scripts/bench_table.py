@@ -10,43 +10,56 @@ def load(path):
         return [json.loads(line) for line in f if line.strip().startswith("{")]
 
 
+def forward_gflop(batch, length):
+    """AST-base forward FLOPs: 2·params-per-token matmuls + attention scores/context."""
+    f = (128 - 16) // 10 + 1
+    tokens = f * ((length - 16) // 10 + 1) + 2
+    d, layers, ff = 768, 12, 3072
+    per_layer = 2 * tokens * (4 * d * d + 2 * d * ff) + 4 * tokens * tokens * d
+    return batch * (layers * per_layer + 2 * tokens * 256 * d) / 1e9
+
+
 def main(rust_path, torch_path, train_path=None):
     rows = load(rust_path) + load(torch_path)
-    cases = defaultdict(dict)
-    for r in rows:
-        impl = "pytorch" if r["impl"] == "pytorch" else "burn"
-        cases[(r["case"], r["batch"], r["max_length"] or 0)][impl] = r
-    print("| case | batch | max_length | PyTorch s | burn-ndarray s | burn / PyTorch | burn GFLOP/s | peak RSS burn / PyTorch MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (case, batch, length), impls in sorted(cases.items()):
-        t, b = impls.get("pytorch"), impls.get("burn")
+    torch_rows = {(r["case"], r["batch"], r["max_length"] or 0): r for r in rows if r["impl"] == "pytorch"}
+    ours = sorted(
+        (r for r in rows if r["impl"] != "pytorch"),
+        key=lambda r: (r["case"], r["batch"], r["max_length"] or 0, r["impl"]),
+    )
+    print("| case | batch | max_length | PyTorch s | ours | ours s | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s | peak RSS ours / PyTorch MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in ours:
+        case, batch, length = r["case"], r["batch"], r["max_length"] or 0
+        t = torch_rows.get((case, batch, length))
         ts = t["seconds_median"] if t else None
-        bs = b["seconds_median"] if b else None
-        ratio = f"{bs / ts:.2f}" if ts and bs else "–"
-        gflops = "–"
-        if case == "forward" and bs:
-            # AST-base forward FLOPs: 2·params-per-token matmuls + attention scores/context.
-            f = (128 - 16) // 10 + 1
-            tokens = f * ((length - 16) // 10 + 1) + 2
-            d, L, ff = 768, 12, 3072
-            per_layer = 2 * tokens * (4 * d * d + 2 * d * ff) + 4 * tokens * tokens * d
-            flops = batch * (L * per_layer + 2 * tokens * 256 * d)
-            gflops = f"{flops / bs / 1e9:.0f}"
-        rss = f"{b.get('peak_rss_mb') or 0:.0f} / {t.get('peak_rss_mb') or 0:.0f}" if t and b else "–"
+        bs = r["seconds_median"]
+        ratio = f"{bs / ts:.2f}" if ts else "–"
+        gf = forward_gflop(batch, length) if case == "forward" else None
+        ours_gf = f"{gf / bs:.0f}" if gf else "–"
+        torch_gf = f"{gf / ts:.0f}" if gf and ts else "–"
+        rss = f"{r.get('peak_rss_mb') or 0:.0f} / {t.get('peak_rss_mb') or 0:.0f}" if t else "–"
         label = "fbank (10 s clip)" if case == "fbank_10s" else "forward"
         length = "–" if case == "fbank_10s" else length
-        print(f"| {label} | {batch} | {length} | {ts if ts is None else f'{ts:.3f}'} | {bs if bs is None else f'{bs:.3f}'} | {ratio} | {gflops} | {rss} |")
+        ts = "–" if ts is None else f"{ts:.3f}"
+        print(f"| {label} | {batch} | {length} | {ts} | {r['impl']} | {bs:.3f} | {ratio} | {ours_gf} | {torch_gf} | {rss} |")
     if train_path:
         train = load(train_path)
-        full = {r["max_length"]: r["seconds_median"] for r in train if r["method"] == "full-FT"}
+        ours = [r for r in train if r["impl"] != "pytorch"]
+        torch_steps = {(r["method"], r["max_length"]): r for r in train if r["impl"] == "pytorch"}
+        full = {(r["impl"], r["max_length"]): r for r in ours if r["method"] == "full-FT"}
         print()
-        print("| training step (batch 8) | max_length | trainable params | s / step | vs full FT | peak RSS MB |")
-        print("|---|---|---|---|---|---|")
-        for r in train:
-            base = full.get(r["max_length"])
-            ratio = f"{r['seconds_median'] / base:.2f}" if base else "–"
-            print(f"| {r['method']} | {r['max_length']} | {r['trainable']:,} | {r['seconds_median']:.2f} | {ratio} | {r['peak_rss_mb']:.0f} |")
-
+        print("| training step (batch 8) | max_length | trainable params | PyTorch s | burn s | burn / PyTorch | vs our full FT | peak RSS burn / PyTorch MB | RSS vs our full FT |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in ours:
+            t = torch_steps.get((r["method"], r["max_length"]))
+            base = full.get((r["impl"], r["max_length"]))
+            secs = r["seconds_median"]
+            ts = f"{t['seconds_median']:.2f}" if t else "–"
+            ratio = f"{secs / t['seconds_median']:.2f}" if t else "–"
+            vs_full = f"{secs / base['seconds_median']:.2f}" if base else "–"
+            rss = f"{r['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f}" if t else f"{r['peak_rss_mb']:.0f}"
+            rss_full = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "–"
+            print(f"| {r['method']} ({r['impl']}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {vs_full} | {rss} | {rss_full} |")
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Few-shot personalisation of the demo backbone (www/models/fsdd-ast-tiny, trained on george,
 # jackson, lucas, nicolas) to the held-out FSDD speakers theo and yweweler: K clips per digit,
-# tested on their official test takes (index 0–4). Prints a markdown table; runs go to $OUT_DIR.
+# tested on their official test takes (index 0–4): `native-train train --dataset fsdd-fewshot`. Prints a markdown table; runs go to $OUT_DIR.
 # Usage: scripts/fewshot_fsdd.sh [K…]   (default 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +18,14 @@ declare -A METHODS=(
   [BitFit]="--method BitFit"
   [LoRA]="--method LoRA --reduction-rate-lora 16"
   [Pfeiffer-par]="--method adapter --adapter-type Pfeiffer --seq-or-par parallel --reduction-rate 16"
+  [Pfeiffer-seq]="--method adapter --adapter-type Pfeiffer --seq-or-par sequential --reduction-rate 16 --apply-residual true"
+  [Houlsby-par]="--method adapter --adapter-type Houlsby --seq-or-par parallel --reduction-rate 16"
   [Houlsby-seq]="--method adapter --adapter-type Houlsby --seq-or-par sequential --reduction-rate 16 --apply-residual true"
+  [Prefix]="--method prefix-tuning --prompt-len 8"
+  [SPT]="--method prompt-tuning --prompt-len 8"
   [DPT]="--method prompt-tuning --deep --prompt-len 8"
 )
-ORDER="linear BitFit LoRA Pfeiffer-par Houlsby-seq DPT"
+ORDER="linear BitFit LoRA Pfeiffer-par Pfeiffer-seq Houlsby-par Houlsby-seq Prefix SPT DPT"
 printf "| method |"; for k in $KS; do printf " K=%s |" "$k"; done; printf " trainable |\n"
 printf "|---|"; for _ in $KS; do printf "%s" "---|"; done; printf "%s\n" "---|"
 for m in $ORDER; do
@@ -29,9 +33,9 @@ for m in $ORDER; do
   for k in $KS; do
     out="$OUT_DIR/$m-k$k"
     # shellcheck disable=SC2086
-    "$BIN" train --checkpoint www/models/fsdd-ast-tiny --dataset fsdd --data "$DATA" \
-      --speakers theo,yweweler --few-shot "$k" --epochs "$EPOCHS" --batch-size 16 \
-      --max-length 128 ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 || { printf " failed |"; continue; }
+    "$BIN" train --checkpoint www/models/fsdd-ast-tiny --dataset fsdd-fewshot --data "$DATA" \
+      --few-shot "$k" --epochs "$EPOCHS" ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 \
+      || { printf " failed |"; continue; }
     acc=$(python3 -c "import json;print(f\"{100*json.load(open('$out/results.json'))['test_accuracy']:.1f}\")")
     printf " %s |" "$acc"
   done

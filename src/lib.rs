@@ -15,7 +15,10 @@
 pub mod audio;
 pub mod backend;
 pub mod data;
-#[cfg(all(feature = "ndarray", not(target_family = "wasm")))]
+#[cfg(all(
+    any(feature = "flex", feature = "ndarray"),
+    not(target_family = "wasm")
+))]
 pub mod fuzz;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;

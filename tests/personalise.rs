@@ -26,9 +26,8 @@ fn demo() -> Checkpoint {
         .unwrap()
 }
 
-#[allow(deprecated)]
 fn device() -> Device {
-    Device::ndarray()
+    petl_ast::backend::cpu_device().expect("a CPU backend")
 }
 
 const DIGITS: [&str; 3] = ["2", "5", "8"];

@@ -78,8 +78,7 @@ fn fbank_matches_torchaudio_in_the_browser() {
 
 #[wasm_bindgen_test]
 fn tiny_ast_matches_transformers_in_the_browser() {
-    #[allow(deprecated)]
-    let device = Device::ndarray();
+    let device = petl_ast::backend::cpu_device().unwrap();
     let checkpoint = Checkpoint::from_parts(
         CONFIG,
         "config.json",

@@ -19,7 +19,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "REPO")]
     pub model: Option<String>,
     /// Compute backend.
-    #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
+    #[arg(long, default_value = "cpu", value_parser = parse_backend)]
     pub backend: Backend,
 }
 

@@ -14,7 +14,7 @@ pub mod protocol;
 pub mod us8k;
 
 pub use folds::{Folded, Rotation};
-pub use protocol::{DatasetKind, Protocol};
+pub use protocol::{DatasetKind, Protocol, FSDD_FEWSHOT_DEFAULT_K, FSDD_FEWSHOT_SPEAKERS};
 
 use std::path::PathBuf;
 

@@ -23,6 +23,10 @@ pub enum DatasetKind {
     Fsc,
     /// Free Spoken Digit Dataset `recordings/` (official test split: index 0–4; valid: 5–9).
     Fsdd,
+    /// FSDD few-shot personalisation of the demo backbone: the speakers it never heard
+    /// ([`FSDD_FEWSHOT_SPEAKERS`]), K training clips per digit (`--few-shot`, default
+    /// [`FSDD_FEWSHOT_DEFAULT_K`]), tested on their official test takes.
+    FsddFewshot,
     /// One sub-folder of wavs per class.
     Folder,
 }
@@ -71,15 +75,23 @@ const fn row(
     }
 }
 
+/// The FSDD speakers the demo backbone (`www/models/fsdd-ast-tiny`) was not trained on: the
+/// few-shot benchmark personalises to them.
+pub const FSDD_FEWSHOT_SPEAKERS: [&str; 2] = ["theo", "yweweler"];
+
+/// Clips per digit of `--dataset fsdd-fewshot` without `--few-shot`.
+pub const FSDD_FEWSHOT_DEFAULT_K: usize = 8;
+
 /// Every dataset's protocol.
 #[rustfmt::skip]
-pub const PROTOCOLS: [Protocol; 6] = [
+pub const PROTOCOLS: [Protocol; 7] = [
     //  kind                  name                      classes   folds max_len batch epochs SpecAug
     row(DatasetKind::Esc50,  "ESC-50",                 Some(50),  5,    500,    32,   50,    true),
     row(DatasetKind::Us8k,   "UrbanSound8K",           Some(10),  10,   400,    32,   30,    true),
     row(DatasetKind::Gsc,    "Speech Commands v0.02",  Some(35),  1,    100,    128,  75,    false),
     row(DatasetKind::Fsc,    "Fluent Speech Commands", Some(31),  1,    400,    32,   75,    false),
     row(DatasetKind::Fsdd,   "FSDD",                   Some(10),  1,    100,    32,   10,    false),
+    row(DatasetKind::FsddFewshot, "FSDD few-shot",     Some(10),  1,    128,    16,   30,    false),
     row(DatasetKind::Folder, "folder",                 None,      1,    100,    32,   10,    false),
 ];
 
@@ -105,6 +117,7 @@ mod tests {
             DatasetKind::Gsc,
             DatasetKind::Fsc,
             DatasetKind::Fsdd,
+            DatasetKind::FsddFewshot,
             DatasetKind::Folder,
         ] {
             assert_eq!(PROTOCOLS.iter().filter(|p| p.kind == kind).count(), 1);

@@ -60,7 +60,6 @@ fn assert_names(message: &str, origin: &str) {
 }
 
 /// The CPU device every target loads models on.
-#[allow(deprecated)]
 fn device() -> burn::tensor::Device {
-    burn::tensor::Device::ndarray()
+    crate::backend::cpu_device().expect("the fuzz module is built with a CPU backend")
 }

@@ -54,8 +54,7 @@ mod tests {
 
     #[test]
     fn gelu_gradient_is_the_exact_derivative() {
-        #[allow(deprecated)]
-        let device = burn::tensor::Device::ndarray().autodiff();
+        let device = crate::backend::cpu_device().unwrap().autodiff();
         let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.1).collect();
         let x =
             Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device).require_grad();

@@ -2,7 +2,8 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::config::AstConfig;
@@ -78,14 +79,14 @@ impl SelfAttention {
     }
 }
 
-/// `softmax(q kᵀ / √dh) v` per head.
+/// `softmax(q kᵀ / √dh) v` per head, through burn's `attention` op: backends with a fused
+/// kernel (burn-flex, cubecl) never materialise the score matrix; others compose matmul +
+/// softmax + matmul, as autodiff does for training.
 ///
 /// # Shapes
 /// - q: `[batch, heads, queries, dh]`
 /// - k, v: `[batch, heads, keys, dh]`
 /// - output: `[batch, heads, queries, dh]`
 pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    let dh = q.dims()[3];
-    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
-    softmax(scores, 3).matmul(v)
+    attention(q, k, v, None, None, AttentionModuleOptions::default())
 }

@@ -123,10 +123,7 @@ async fn webgpu_device() -> Result<Device, JsError> {
 
 #[allow(unreachable_code)]
 fn cpu_device() -> Result<Device, JsError> {
-    #[cfg(feature = "ndarray")]
-    #[allow(deprecated)]
-    return Ok(Device::ndarray());
-    Err(JsError::new("this build has no CPU backend"))
+    crate::backend::cpu_device().map_err(|e| JsError::new(&e))
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {

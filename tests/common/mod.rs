@@ -15,10 +15,9 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The CPU device of the tests.
-#[allow(deprecated)]
+/// The CPU device of the tests (the build's default CPU backend).
 pub fn device() -> Device {
-    Device::ndarray()
+    petl_ast::backend::cpu_device().expect("a CPU backend")
 }
 
 /// A reference tensor from a safetensors file written by `scripts/make_fixtures.py`.

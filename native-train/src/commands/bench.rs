@@ -15,7 +15,7 @@ use serde_json::json;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Compute backend.
-    #[arg(long, default_value = "ndarray", value_parser = |s: &str| s.parse::<Backend>())]
+    #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<Backend>())]
     backend: Backend,
     /// Timed runs per case (after one warm-up run).
     #[arg(long, default_value_t = 3)]

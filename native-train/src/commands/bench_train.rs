@@ -17,7 +17,7 @@ use serde_json::json;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Compute backend (autodiff is added).
-    #[arg(long, default_value = "ndarray", value_parser = |s: &str| s.parse::<Backend>())]
+    #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<Backend>())]
     backend: Backend,
     #[command(flatten)]
     method: MethodArgs,
@@ -30,6 +30,10 @@ pub struct Args {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Recompute memory-bound activations (element-wise ops, softmax) in the backward pass
+    /// instead of keeping them: less peak memory for slightly more compute.
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Name of the case in the output.
     #[arg(long)]
     label: Option<String>,
@@ -42,6 +46,11 @@ pub fn run(args: Args) -> Result<()> {
         .device()
         .map_err(anyhow::Error::msg)?
         .autodiff();
+    let device = if args.gradient_checkpointing {
+        device.gradient_checkpointing()
+    } else {
+        device
+    };
     let config = AstConfig::default();
     let petl = args
         .method
@@ -92,6 +101,7 @@ pub fn run(args: Args) -> Result<()> {
         "seconds_min": times[0],
         "repeats": times.len(),
         "trainable": counts.trainable,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "peak_rss_mb": super::bench::peak_rss_mb(),
     });
     println!("{line}");

@@ -26,10 +26,10 @@ pub struct DataArgs {
     /// --out/fold-N/seed-S plus a summary.
     #[arg(long, value_name = "N")]
     pub fold: Option<usize>,
-    /// FSDD: only these speakers (comma-separated).
+    /// FSDD: only these speakers (comma-separated; fsdd-fewshot default: theo,yweweler).
     #[arg(long, value_delimiter = ',')]
     pub speakers: Vec<String>,
-    /// Keep only the first K training clips per class.
+    /// Keep only the first K training clips per class (fsdd-fewshot default: 8).
     #[arg(long, value_name = "K")]
     pub few_shot: Option<usize>,
     /// Folder of the fbank cache (default: $XDG_CACHE_HOME/petl-ast/fbank, else
@@ -56,6 +56,14 @@ impl DataArgs {
     /// The dataset's protocol (defaults of the training flags).
     pub fn protocol(&self) -> &'static Protocol {
         self.dataset.protocol()
+    }
+
+    /// Training clips per class: `--few-shot`, or the few-shot benchmark's default.
+    pub fn few_shot_k(&self) -> Option<usize> {
+        match (self.few_shot, self.dataset) {
+            (None, DatasetKind::FsddFewshot) => Some(data::FSDD_FEWSHOT_DEFAULT_K),
+            (k, _) => k,
+        }
     }
 
     /// The folds to train, in fold order (one for datasets with a fixed split). `paper_compat`
@@ -101,10 +109,18 @@ impl DataArgs {
                     let speakers: Vec<&str> = self.speakers.iter().map(String::as_str).collect();
                     (data::fsdd::splits(&self.data, &speakers)?, None)
                 }
+                (None, DatasetKind::FsddFewshot) => {
+                    let mut speakers: Vec<&str> =
+                        self.speakers.iter().map(String::as_str).collect();
+                    if speakers.is_empty() {
+                        speakers = data::FSDD_FEWSHOT_SPEAKERS.to_vec();
+                    }
+                    (data::fsdd::splits(&self.data, &speakers)?, None)
+                }
                 (None, _) => (folder_splits(&self.data)?, None),
             };
             let mut splits = splits;
-            if let Some(k) = self.few_shot {
+            if let Some(k) = self.few_shot_k() {
                 splits.train = data::first_k_per_class(&splits.train, k);
             }
             anyhow::ensure!(

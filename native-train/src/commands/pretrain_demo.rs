@@ -56,8 +56,9 @@ pub struct Args {
 
 /// Runs `pretrain-demo`.
 pub fn run(args: Args) -> Result<()> {
-    #[allow(deprecated)]
-    let device = burn::tensor::Device::ndarray().autodiff();
+    let device = petl_ast::backend::cpu_device()
+        .map_err(anyhow::Error::msg)?
+        .autodiff();
     device.seed(args.seed);
     let mut config: AstConfig = serde_json::from_value(json!({
         "hidden_size": args.hidden_size,

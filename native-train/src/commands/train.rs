@@ -83,6 +83,10 @@ pub struct Args {
     /// Refuse clips longer than this many seconds (judged from the wav header).
     #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
     max_seconds: f64,
+    /// Recompute memory-bound activations (element-wise ops, softmax) in the backward pass
+    /// instead of keeping them: less peak memory for slightly more compute.
+    #[arg(long)]
+    gradient_checkpointing: bool,
     /// Run folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -262,6 +266,11 @@ impl<'a> Job<'a> {
             .device()
             .map_err(anyhow::Error::msg)?
             .autodiff();
+        let device = if args.gradient_checkpointing {
+            device.gradient_checkpointing()
+        } else {
+            device
+        };
         let checkpoint = args.model.checkpoint()?;
         let config = &checkpoint.config;
         let petl = args
@@ -362,7 +371,7 @@ impl<'a> Job<'a> {
         json!({
             "method": &args.method, "petl": &self.petl, "train": train,
             "dataset": format!("{:?}", data.dataset), "data": data.data, "speakers": data.speakers,
-            "few_shot": data.few_shot, "fold": fold.fold, "rotation": &fold.rotation,
+            "few_shot": data.few_shot_k(), "fold": fold.fold, "rotation": &fold.rotation,
             "max_length": self.max_length, "labels": fold.splits.labels,
             "params": model.param_counts(), "base_model": args.model.name(),
         })

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""PyTorch side of the training-step benchmark (CPU), the counterpart of `native-train bench-train`.
+
+    python scripts/bench_pytorch_train.py --method adapter --max-length 100 [--threads 2]
+
+One case per process (so peak RSS is the case's own); prints one JSON line in the same format as
+`native-train bench-train`:
+
+    {"impl": "pytorch", "case": "train_step", "method": "...", "batch": 8, "max_length": 100,
+     "seconds_median": ..., "seconds_min": ..., "repeats": 3, "trainable": ..., "peak_rss_mb": ...}
+
+The model is HF `ASTModel` with the AST-base config (random init, SDPA attention) and the
+PETL_AST wrapper's head: final LayerNorm → mean over all tokens → Linear(768, 10). The methods
+follow PETL_AST (docs/petl_reference.md), written here with forward hooks on the HF modules:
+
+* full-FT: everything trains.
+* adapter: Pfeiffer parallel Bottleneck adapter, RR 64 (d 12), on the FFN: out += up(gelu(down(LN_a(h1)))).
+  Trains adapters + `layernorm_after` + final LN + head.
+* LoRA: RR 128 (r 6), alpha 8, scale alpha/RR on Wq and Wv. Trains LoRA + final LN + head.
+* DPT: deep prompt tuning, 25 prompts per layer, DIST token dropped, positions 1..25 overwritten
+  before layers 1..11. Trains prompts + final LN + head.
+* linear: trains final LN + head.
+
+A step is zero_grad + forward + cross-entropy + backward + AdamW (lr 5e-3, betas (0.9, 0.98),
+eps 1e-6, weight decay 0.1), batch 8, 10 classes, input N(0, 0.5). One warm-up step, then
+--repeats timed steps; median and min reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+from transformers import ASTConfig, ASTModel
+
+CLASSES = 10
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, d: int, hidden: int):
+        super().__init__()
+        self.down = nn.Linear(d, hidden)
+        self.up = nn.Linear(hidden, d)
+        for lin in (self.down, self.up):
+            nn.init.normal_(lin.weight, std=0.02)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, x):
+        return self.up(nn.functional.gelu(self.down(x)))
+
+
+class LowRank(nn.Module):
+    def __init__(self, d: int, r: int, scale: float):
+        super().__init__()
+        self.down = nn.Linear(d, r, bias=False)
+        self.up = nn.Linear(r, d, bias=False)
+        nn.init.normal_(self.down.weight, std=0.02)
+        nn.init.normal_(self.up.weight, std=0.02)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.scale * self.up(self.down(x))
+
+
+class Wrapper(nn.Module):
+    """ASTModel + (optional) PETL modules + the PETL_AST head."""
+
+    def __init__(self, config: ASTConfig, method: str):
+        super().__init__()
+        self.ast = ASTModel(config)
+        self.ast.set_attn_implementation("sdpa")
+        self.head = nn.Linear(config.hidden_size, CLASSES)
+        self.method = method
+        d = config.hidden_size
+        layers = self.layers()
+        if method != "full-FT":
+            self.ast.requires_grad_(False)
+            self.ast.layernorm.requires_grad_(True)
+        self.extra = nn.ModuleList()
+        if method == "adapter":
+            for layer in layers:
+                adapter = Bottleneck(d, round(d / 64))
+                self.extra.append(adapter)
+                layer.layernorm_after.requires_grad_(True)
+                self._hook_parallel_adapter(layer, adapter)
+        elif method == "LoRA":
+            for layer in layers:
+                for lin in self.query_value(layer):
+                    lora = LowRank(d, round(d / 128), 8 / 128)
+                    self.extra.append(lora)
+                    lin.register_forward_hook(lambda _m, inp, out, lora=lora: out + lora(inp[0]))
+        elif method == "DPT":
+            val = (6 / (3 * 16 * 16 + d)) ** 0.5
+            self.prompts = nn.Parameter(torch.empty(1, 25, d).uniform_(-val, val))
+            self.deep = nn.Parameter(torch.empty(len(layers) - 1, 25, d).uniform_(-val, val))
+        elif method not in ("full-FT", "linear"):
+            raise ValueError(method)
+
+    def layers(self):
+        # transformers ≥ 5: `layers`; 4.x: `encoder.layer`.
+        return self.ast.layers if hasattr(self.ast, "layers") else self.ast.encoder.layer
+
+    @staticmethod
+    def query_value(layer):
+        att = layer.attention
+        if hasattr(att, "q_proj"):
+            return att.q_proj, att.v_proj
+        return att.attention.query, att.attention.value
+
+    @staticmethod
+    def _hook_parallel_adapter(layer, adapter):
+        saved = {}
+
+        def keep_input(_m, _inp, out):
+            saved["z"] = out
+
+        def add_adapter(_m, _inp, out):
+            return out + adapter(saved.pop("z"))
+
+        layer.layernorm_after.register_forward_hook(keep_input)
+        # The FFN before its residual: `mlp` (transformers ≥ 5) or `output` (4.x, which adds the
+        # residual inside; the adapter term is additive either way).
+        ffn = layer.mlp if hasattr(layer, "mlp") else layer.output
+        ffn.register_forward_hook(add_adapter)
+
+    def forward(self, x):
+        if self.method != "DPT":
+            hidden = self.ast(x).last_hidden_state
+            return self.head(hidden.mean(dim=1))
+        emb = self.ast.embeddings(x)  # [B, 2 + patches, d]: CLS, DIST, patches
+        b, p = emb.shape[0], self.prompts.shape[1]
+        h = torch.cat([emb[:, :1], self.prompts.expand(b, -1, -1), emb[:, 2:]], dim=1)
+        for i, layer in enumerate(self.layers()):
+            if i > 0:
+                h = torch.cat([h[:, :1], self.deep[i - 1].expand(b, -1, -1), h[:, 1 + p :]], dim=1)
+            out = layer(h)
+            h = out[0] if isinstance(out, tuple) else out
+        return self.head(self.ast.layernorm(h).mean(dim=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", required=True, choices=["full-FT", "adapter", "LoRA", "DPT", "linear"])
+    ap.add_argument("--label", help="name of the case in the output (default: --method)")
+    ap.add_argument("--max-length", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = Wrapper(ASTConfig(max_length=args.max_length), args.method)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=5e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, args.max_length, 128, generator=g) * 0.5
+    y = torch.arange(args.batch) % CLASSES
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    step()
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    print(
+        json.dumps(
+            {
+                "impl": "pytorch",
+                "case": "train_step",
+                "method": args.label or args.method,
+                "batch": args.batch,
+                "max_length": args.max_length,
+                "seconds_median": statistics.median(times),
+                "seconds_min": min(times),
+                "repeats": len(times),
+                "trainable": sum(p.numel() for p in params),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "threads": args.threads,
+                "torch": torch.__version__,
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
