@@ -4,7 +4,7 @@
 
 #![cfg(target_family = "wasm")]
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use petl_ast::audio::{decode_wav, AudioLimits, FeatureExtractor};
 use petl_ast::model::{Checkpoint, LoadOptions};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
