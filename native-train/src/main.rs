@@ -1,6 +1,7 @@
 //! `native-train`: the command-line front of petl-ast (classification, features; training and
 //! benchmarks build on the same commands).
 
+mod allocator;
 mod commands;
 mod model_source;
 mod report;
@@ -44,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Classify(args) => commands::classify::run(args),
