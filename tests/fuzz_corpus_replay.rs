@@ -9,39 +9,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use common::{device, fixture};
+use common::{device, fixture, fuzz_dir, fuzz_inputs};
 use petl_ast::fuzz;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
-}
-
-/// Files of `fuzz/<kind>/<target>/`, sorted.
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = fuzz_dir().join(kind).join(target);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .map(|e| e.expect("readable entry").path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
 
 /// Runs every committed input of `target`; fails listing each input that panics.
 fn replay(target: &str) {
     let body = fuzz::target(target).expect("known target");
-    let corpus = inputs("corpus", target);
+    let corpus = fuzz_inputs("corpus", target);
     assert!(
         !corpus.is_empty(),
         "fuzz/corpus/{target}/ is empty: the committed corpus was lost"
     );
     let mut failed = Vec::new();
-    for path in corpus.iter().chain(&inputs("regressions", target)) {
+    for path in corpus.iter().chain(&fuzz_inputs("regressions", target)) {
         let bytes = std::fs::read(path).expect("readable input");
         if std::panic::catch_unwind(|| body(&bytes)).is_err() {
             failed.push(path.display().to_string());

@@ -13,9 +13,12 @@
 //! The coverage-guided run is `scripts/fuzz.sh` (cargo-fuzz); this one catches regressions in
 //! the neighbourhood of the corpus cheaply enough for every CI run.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::fuzz_inputs;
 use petl_ast::fuzz;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -50,18 +53,11 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The committed corpus and regression inputs of `target`.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let mut files: Vec<PathBuf> = ["corpus", "regressions"]
+    ["corpus", "regressions"]
         .iter()
-        .filter_map(|kind| std::fs::read_dir(root.join(kind).join(target)).ok())
-        .flatten()
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .iter()
+        .flat_map(|kind| fuzz_inputs(kind, target))
         .map(|p| std::fs::read(p).expect("readable input"))
         .collect()
 }

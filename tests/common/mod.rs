@@ -8,6 +8,25 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// `fuzz/` of the repository (the cargo-fuzz crate and its committed inputs).
+pub fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Files of `fuzz/<kind>/<target>/` (`kind`: corpus, regressions, seeds), sorted; none when the
+/// folder is missing.
+pub fn fuzz_inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(fuzz_dir().join(kind).join(target)) {
+        Ok(entries) => entries
+            .map(|e| e.expect("readable entry").path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -41,16 +41,7 @@ pub struct Args {
 
 /// Runs `bench-train`.
 pub fn run(args: Args) -> Result<()> {
-    let device = args
-        .backend
-        .device()
-        .map_err(anyhow::Error::msg)?
-        .autodiff();
-    let device = if args.gradient_checkpointing {
-        device.gradient_checkpointing()
-    } else {
-        device
-    };
+    let device = super::training_device(args.backend, args.gradient_checkpointing)?;
     let config = AstConfig::default();
     let petl = args
         .method

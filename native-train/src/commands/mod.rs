@@ -12,6 +12,20 @@ pub mod pretrain_demo;
 pub mod report;
 pub mod train;
 
+/// The autodiff device of a training command on `backend`, with burn's gradient checkpointing
+/// when asked (`--gradient-checkpointing`).
+pub fn training_device(
+    backend: petl_ast::backend::Backend,
+    gradient_checkpointing: bool,
+) -> anyhow::Result<burn::tensor::Device> {
+    let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
+    Ok(if gradient_checkpointing {
+        device.gradient_checkpointing()
+    } else {
+        device
+    })
+}
+
 /// An `.npy` file's bytes holding `values` (f32, row-major) with `shape`.
 pub fn npy_f32(shape: &[u64], values: &[f32]) -> std::io::Result<Vec<u8>> {
     use npyz::WriterBuilder;

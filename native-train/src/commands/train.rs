@@ -260,17 +260,7 @@ struct Job<'a> {
 
 impl<'a> Job<'a> {
     fn prepare(args: &'a Args) -> Result<Self> {
-        let device = args
-            .model
-            .backend
-            .device()
-            .map_err(anyhow::Error::msg)?
-            .autodiff();
-        let device = if args.gradient_checkpointing {
-            device.gradient_checkpointing()
-        } else {
-            device
-        };
+        let device = super::training_device(args.model.backend, args.gradient_checkpointing)?;
         let checkpoint = args.model.checkpoint()?;
         let config = &checkpoint.config;
         let petl = args
