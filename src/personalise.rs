@@ -202,6 +202,7 @@ impl Personalisation {
             spec_augment: None,
             max_bad_steps: 5,
             warmup_steps: 0,
+            time_shift: None,
         };
         let shape = [max_length, config.num_mel_bins];
         let session = TrainSession::new(model, examples, shape, train)?;

@@ -40,6 +40,35 @@ fn fsdd_official_split_sizes() {
 }
 
 #[test]
+fn seeded_few_shot_draws_k_per_class_reproducibly() {
+    let Some(dir) = fsdd() else { return };
+    let pool = data::fsdd::splits(&dir, &["theo", "yweweler"])
+        .unwrap()
+        .train;
+    let paths = |clips: &[data::Clip]| clips.iter().map(|c| c.path.clone()).collect::<Vec<_>>();
+    let draw = data::sample_k_per_class(&pool, 4, 7);
+    assert_eq!(draw.len(), 40);
+    assert!((0..10).all(|d| draw.iter().filter(|c| c.label == d).count() == 4));
+    assert!(draw.iter().all(|c| pool.contains(c)), "drawn from the pool");
+    let unique: std::collections::BTreeSet<_> = paths(&draw).into_iter().collect();
+    assert_eq!(unique.len(), 40, "without replacement");
+    assert_eq!(paths(&data::sample_k_per_class(&pool, 4, 7)), paths(&draw));
+    assert_ne!(paths(&data::sample_k_per_class(&pool, 4, 8)), paths(&draw));
+    assert_ne!(paths(&data::first_k_per_class(&pool, 4)), paths(&draw));
+    // Across seeds every take of a class gets drawn, not only the first ones.
+    let seen: std::collections::BTreeSet<_> = (0..50)
+        .flat_map(|seed| paths(&data::sample_k_per_class(&pool, 1, seed)))
+        .collect();
+    assert!(
+        seen.len() > 100,
+        "{} distinct clips over 50 one-shot draws",
+        seen.len()
+    );
+    // More than a class holds: all of it.
+    assert_eq!(data::sample_k_per_class(&pool, 1000, 0).len(), pool.len());
+}
+
+#[test]
 fn folder_layout_reads_classes_in_order_and_reports_bad_layouts() {
     let Some(dir) = fsdd() else { return };
     let tree = tempfile::tempdir().unwrap();

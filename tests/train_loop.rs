@@ -77,6 +77,7 @@ fn config(epochs: usize) -> TrainConfig {
         spec_augment: None,
         max_bad_steps: 2,
         warmup_steps: 0,
+        time_shift: None,
     }
 }
 

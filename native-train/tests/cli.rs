@@ -428,6 +428,33 @@ fn train_writes_a_run_folder_whose_adapter_classifies() {
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["train_clips"], 20);
     assert_eq!(results["test_clips"], 50);
+    // Two per digit drawn with the seed from theo's training takes (index 10–49).
+    let config = json_file(&out.join("config.json"));
+    assert_eq!(config["few_shot_draw"], "seeded");
+    let files: Vec<String> = results["train_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 20);
+    for f in &files {
+        let name = Path::new(f).file_stem().unwrap().to_str().unwrap();
+        let fields: Vec<&str> = name.split('_').collect();
+        assert_eq!(fields[1], "theo", "{f}");
+        assert!(
+            fields[2].parse::<usize>().unwrap() >= 10,
+            "{f} is not a training take"
+        );
+    }
+    let first_two: Vec<bool> = files
+        .iter()
+        .map(|f| f.ends_with("_10.wav") || f.ends_with("_11.wav"))
+        .collect();
+    assert!(
+        first_two.contains(&false),
+        "a seeded draw, not the first K: {files:?}"
+    );
     let accuracy = results["test_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&accuracy));
 

@@ -73,7 +73,8 @@ pub enum DataError {
     },
 }
 
-/// Takes the first `k` clips of each class (in the given order), as few-shot subsets do.
+/// Takes the first `k` clips of each class (in the given order), as the reference's few-shot
+/// subsets do (`--paper-compat`).
 pub fn first_k_per_class(clips: &[Clip], k: usize) -> Vec<Clip> {
     let mut counts = std::collections::HashMap::new();
     clips
@@ -85,4 +86,27 @@ pub fn first_k_per_class(clips: &[Clip], k: usize) -> Vec<Clip> {
         })
         .cloned()
         .collect()
+}
+
+/// Draws `k` clips of each class uniformly without replacement, seeded (`StdRng` from `seed`):
+/// the same seed gives the same subset, and `--seeds N` runs see N different subsets. A class
+/// with fewer than `k` clips keeps all of them. The kept clips stay in their given order.
+pub fn sample_k_per_class(clips: &[Clip], k: usize, seed: u64) -> Vec<Clip> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut by_class: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, c) in clips.iter().enumerate() {
+        by_class.entry(c.label).or_default().push(i);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut kept: Vec<usize> = by_class
+        .into_values()
+        .flat_map(|mut members| {
+            members.shuffle(&mut rng);
+            members.truncate(k);
+            members
+        })
+        .collect();
+    kept.sort_unstable();
+    kept.into_iter().map(|i| clips[i].clone()).collect()
 }

@@ -1,4 +1,4 @@
-//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment, resumable
+//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment and time shift, resumable
 //! training state.
 
 pub mod hyper;
@@ -6,6 +6,7 @@ pub mod schedule;
 pub mod session;
 pub mod specaug;
 pub mod state;
+pub mod timeshift;
 pub mod trainer;
 
 pub use hyper::OptimizerConfig;
@@ -13,6 +14,7 @@ pub use schedule::CosineSchedule;
 pub use session::{PendingStep, StepReport, TrainSession};
 pub use specaug::SpecAugment;
 pub use state::StateError;
+pub use timeshift::TimeShift;
 pub use trainer::{
     adamw, evaluate, predict, train, train_from, Classifier, EpochMetrics, Evaluation, Example,
     Progress, TrainConfig, TrainError, TrainState,

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::schedule::CosineSchedule;
-use super::trainer::{batch, cross_entropy, Classifier, Example, TrainConfig};
+use super::trainer::{augment, batch, cross_entropy, Classifier, Example, TrainConfig};
 use super::TrainError;
 
 /// The tensors of a step whose update has not been applied yet.
@@ -145,11 +145,7 @@ impl<M: Classifier> TrainSession<M> {
             .iter()
             .map(|&i| self.train_set[i].clone())
             .collect();
-        if let Some(aug) = &self.config.spec_augment {
-            for e in &mut chunk {
-                aug.apply(&mut e.features, self.shape, &mut self.rng);
-            }
-        }
+        augment(&self.config, &mut chunk, self.shape, &mut self.rng);
         let model = self.model();
         let (input, labels) = batch(&chunk, self.shape, &model.device());
         let logits = model.logits(input);

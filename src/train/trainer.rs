@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::hyper::OptimizerConfig;
 use super::schedule::CosineSchedule;
 use super::specaug::SpecAugment;
+use super::timeshift::TimeShift;
 use burn::module::Module;
 
 use crate::model::{AstForAudioClassification, AstModel};
@@ -84,6 +85,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Masking of the training inputs.
     pub spec_augment: Option<SpecAugment>,
+    /// Random time shift of the training inputs inside their padding (before the masking).
+    #[serde(default)]
+    pub time_shift: Option<TimeShift>,
     /// Stop after this many non-finite losses (each such step is skipped).
     pub max_bad_steps: usize,
     /// Linear learning-rate warm-up steps before the cosine (0, as in the paper).
@@ -263,6 +267,24 @@ pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [labels.len(), classes]), device)
 }
 
+/// Applies the configured augmentations to a training batch in place: the time shift, then
+/// SpecAugment, clip by clip (a fixed order, so a seeded run draws the same numbers).
+pub(crate) fn augment(
+    config: &TrainConfig,
+    chunk: &mut [Example],
+    shape: [usize; 2],
+    rng: &mut impl rand::Rng,
+) {
+    for e in chunk {
+        if let Some(shift) = &config.time_shift {
+            shift.apply(&mut e.features, shape, rng);
+        }
+        if let Some(mask) = &config.spec_augment {
+            mask.apply(&mut e.features, shape, rng);
+        }
+    }
+}
+
 pub(crate) fn batch(
     chunk: &[Example],
     [frames, mel]: [usize; 2],
@@ -420,11 +442,7 @@ pub fn train_from<M: Classifier>(
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
         for (step, indices) in order.chunks(batch_size).enumerate() {
             let mut chunk: Vec<Example> = indices.iter().map(|&i| train_set[i].clone()).collect();
-            if let Some(aug) = &config.spec_augment {
-                for e in &mut chunk {
-                    aug.apply(&mut e.features, shape, &mut state.rng);
-                }
-            }
+            augment(config, &mut chunk, shape, &mut state.rng);
             let (input, labels) = batch(&chunk, shape, &device);
             let logits = state.model.logits(input);
             let predicted = logits

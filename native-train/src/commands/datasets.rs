@@ -29,9 +29,11 @@ pub struct DataArgs {
     /// FSDD: only these speakers (comma-separated; fsdd-fewshot default: theo,yweweler).
     #[arg(long, value_delimiter = ',')]
     pub speakers: Vec<String>,
-    /// Keep only the first K training clips per class (fsdd-fewshot default: 8).
-    #[arg(long, value_name = "K")]
-    pub few_shot: Option<usize>,
+    /// Train on K clips per class (fsdd-fewshot default: 8), drawn at random with each run's
+    /// --seed (so --seeds N averages over N subsets); with --paper-compat the first K per class,
+    /// as the reference.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub few_shot: Option<u64>,
     /// Folder of the fbank cache (default: $XDG_CACHE_HOME/petl-ast/fbank, else
     /// ~/.cache/petl-ast/fbank).
     #[arg(long, value_name = "DIR")]
@@ -39,6 +41,37 @@ pub struct DataArgs {
     /// Compute the features of every clip afresh, without the disk cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+}
+
+/// How a run picks its training clips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FewShot {
+    /// Every training clip.
+    All,
+    /// The first K per class (the reference's subsets), fixed across seeds.
+    FirstK(usize),
+    /// K per class drawn with the run's seed.
+    Sampled(usize),
+}
+
+impl FewShot {
+    /// The training clips of a run with `seed` out of the fold's `train` pool; `None` when the
+    /// fold's own list is used as it is.
+    pub fn select(self, train: &[Clip], seed: u64) -> Option<Vec<Clip>> {
+        match self {
+            FewShot::Sampled(k) => Some(data::sample_k_per_class(train, k, seed)),
+            FewShot::All | FewShot::FirstK(_) => None,
+        }
+    }
+
+    /// What `config.json` records: `"first"` or `"seeded"` (absent for full training sets).
+    pub fn draw(self) -> Option<&'static str> {
+        match self {
+            FewShot::All => None,
+            FewShot::FirstK(_) => Some("first"),
+            FewShot::Sampled(_) => Some("seeded"),
+        }
+    }
 }
 
 /// The clips of one fold's rotation (or of the dataset's one fixed split).
@@ -62,12 +95,33 @@ impl DataArgs {
     pub fn few_shot_k(&self) -> Option<usize> {
         match (self.few_shot, self.dataset) {
             (None, DatasetKind::FsddFewshot) => Some(data::FSDD_FEWSHOT_DEFAULT_K),
-            (k, _) => k,
+            (k, _) => k.map(|k| k as usize),
+        }
+    }
+
+    /// How the training subset is chosen: all clips, the first K per class (`paper_compat`,
+    /// applied once in [`Self::folds`]) or K per class drawn with each run's seed
+    /// ([`FewShot::select`]).
+    pub fn few_shot(&self, paper_compat: bool) -> FewShot {
+        match self.few_shot_k() {
+            None => FewShot::All,
+            Some(k) if paper_compat => FewShot::FirstK(k),
+            Some(k) => FewShot::Sampled(k),
+        }
+    }
+
+    /// The FSDD speakers the run uses: `--speakers`, or fsdd-fewshot's default pair (empty =
+    /// every speaker, for `fsdd`).
+    pub fn speakers(&self) -> Vec<&str> {
+        match (self.speakers.is_empty(), self.dataset) {
+            (true, DatasetKind::FsddFewshot) => data::FSDD_FEWSHOT_SPEAKERS.to_vec(),
+            _ => self.speakers.iter().map(String::as_str).collect(),
         }
     }
 
     /// The folds to train, in fold order (one for datasets with a fixed split). `paper_compat`
-    /// selects the reference's US8K protocol (validation on the test fold).
+    /// selects the reference's US8K protocol (validation on the test fold) and first-K few-shot
+    /// subsets; a seeded few-shot draw is left to each run ([`FewShot::select`]).
     pub fn folds(&self, paper_compat: bool) -> Result<Vec<Fold>> {
         let protocol = self.protocol();
         let folds: Vec<usize> = match self.fold {
@@ -105,22 +159,13 @@ impl DataArgs {
                 }
                 (None, DatasetKind::Gsc) => (data::gsc::splits(&self.data)?, None),
                 (None, DatasetKind::Fsc) => (data::fsc::splits(&self.data)?, None),
-                (None, DatasetKind::Fsdd) => {
-                    let speakers: Vec<&str> = self.speakers.iter().map(String::as_str).collect();
-                    (data::fsdd::splits(&self.data, &speakers)?, None)
-                }
-                (None, DatasetKind::FsddFewshot) => {
-                    let mut speakers: Vec<&str> =
-                        self.speakers.iter().map(String::as_str).collect();
-                    if speakers.is_empty() {
-                        speakers = data::FSDD_FEWSHOT_SPEAKERS.to_vec();
-                    }
-                    (data::fsdd::splits(&self.data, &speakers)?, None)
+                (None, DatasetKind::Fsdd | DatasetKind::FsddFewshot) => {
+                    (data::fsdd::splits(&self.data, &self.speakers())?, None)
                 }
                 (None, _) => (folder_splits(&self.data)?, None),
             };
             let mut splits = splits;
-            if let Some(k) = self.few_shot_k() {
+            if let FewShot::FirstK(k) = self.few_shot(paper_compat) {
                 splits.train = data::first_k_per_class(&splits.train, k);
             }
             anyhow::ensure!(
@@ -195,4 +240,68 @@ pub fn featurise(
     }
     eprintln!("{what}: {} clips", examples.len());
     Ok((examples, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dataset: DatasetKind, few_shot: Option<u64>, speakers: &[&str]) -> DataArgs {
+        DataArgs {
+            dataset,
+            data: PathBuf::from("/nowhere"),
+            fold: None,
+            speakers: speakers.iter().map(|s| s.to_string()).collect(),
+            few_shot,
+            cache_dir: None,
+            no_cache: true,
+        }
+    }
+
+    #[test]
+    fn few_shot_is_drawn_per_seed_unless_paper_compat() {
+        let fewshot = args(DatasetKind::FsddFewshot, None, &[]);
+        let k = data::FSDD_FEWSHOT_DEFAULT_K;
+        assert_eq!(fewshot.few_shot(false), FewShot::Sampled(k));
+        assert_eq!(fewshot.few_shot(true), FewShot::FirstK(k));
+        assert_eq!(
+            args(DatasetKind::Fsdd, Some(2), &[]).few_shot(false),
+            FewShot::Sampled(2)
+        );
+        assert_eq!(
+            args(DatasetKind::Fsdd, None, &[]).few_shot(false),
+            FewShot::All
+        );
+        assert_eq!(FewShot::All.draw(), None);
+
+        let clip = |label, i| Clip {
+            path: PathBuf::from(format!("{label}_{i}.wav")),
+            label,
+            group: None,
+        };
+        let pool: Vec<Clip> = (0..3)
+            .flat_map(|l| (0..20).map(move |i| clip(l, i)))
+            .collect();
+        let a = FewShot::Sampled(2).select(&pool, 0).unwrap();
+        assert_eq!(a.len(), 6);
+        assert_ne!(Some(a), FewShot::Sampled(2).select(&pool, 1));
+        assert_eq!(
+            FewShot::FirstK(2).select(&pool, 0),
+            None,
+            "applied once by folds()"
+        );
+    }
+
+    #[test]
+    fn fewshot_records_its_default_speakers() {
+        assert_eq!(
+            args(DatasetKind::FsddFewshot, None, &[]).speakers(),
+            data::FSDD_FEWSHOT_SPEAKERS.to_vec()
+        );
+        assert_eq!(
+            args(DatasetKind::FsddFewshot, None, &["jackson"]).speakers(),
+            vec!["jackson"]
+        );
+        assert!(args(DatasetKind::Fsdd, None, &[]).speakers().is_empty());
+    }
 }

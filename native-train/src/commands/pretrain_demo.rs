@@ -8,7 +8,7 @@ use petl_ast::audio::{AudioLimits, FeatureExtractor, FeatureExtractorConfig};
 use petl_ast::data;
 use petl_ast::io::write_atomic;
 use petl_ast::model::{save, AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
-use petl_ast::train::{self, OptimizerConfig, SpecAugment, TrainConfig, TrainState};
+use petl_ast::train::{self, OptimizerConfig, SpecAugment, TimeShift, TrainConfig, TrainState};
 use serde_json::json;
 
 use super::train::{featurise, run_loop};
@@ -37,6 +37,9 @@ pub struct Args {
     /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
     #[arg(long, default_value_t = 0)]
     warmup_steps: usize,
+    /// Largest random time shift of a training clip inside its padding, in frames (0 = off).
+    #[arg(long, default_value_t = 0)]
+    time_shift: usize,
     /// Seed of initialisation order, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -103,6 +106,9 @@ pub fn run(args: Args) -> Result<()> {
         spec_augment: Some(SpecAugment {
             freq_mask: 16,
             time_mask: 20,
+        }),
+        time_shift: (args.time_shift > 0).then_some(TimeShift {
+            max_frames: args.time_shift,
         }),
         max_bad_steps: 10,
         warmup_steps: args.warmup_steps,

@@ -19,13 +19,13 @@ use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
-    self, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TrainConfig,
-    TrainState,
+    self, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TimeShift,
+    TrainConfig, TrainState,
 };
 use serde_json::{json, Value};
 
 use super::aggregate::{self, SubRun};
-use super::datasets::{self, DataArgs, Fold};
+use super::datasets::{self, DataArgs, FewShot, Fold};
 use crate::model_source::ModelArgs;
 
 /// The resumable training state in a run folder, rewritten after every epoch.
@@ -77,6 +77,10 @@ pub struct Args {
     /// or `--spec-augment true|false` (default: the dataset's protocol, on for ESC-50 and US8K).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     spec_augment: Option<bool>,
+    /// Shift each training clip later inside its padding by up to FRAMES frames (uniform draw;
+    /// not part of the paper's recipe; off by default).
+    #[arg(long, value_name = "FRAMES")]
+    time_shift: Option<usize>,
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
@@ -295,28 +299,39 @@ impl<'a> Job<'a> {
             return Ok(features);
         }
         let splits = &data.fold.splits;
-        let limits = AudioLimits {
-            max_seconds: self.args.max_seconds,
+        // A seeded few-shot draw featurises only its own clips, run by run.
+        let train = match self.few_shot() {
+            FewShot::Sampled(_) => Vec::new(),
+            FewShot::All | FewShot::FirstK(_) => self.featurise(&splits.train, "train")?.0,
         };
-        let featurise = |clips: &[Clip], what| {
-            datasets::featurise(
-                clips,
-                &self.extractor,
-                self.cache.as_ref(),
-                &limits,
-                self.args.skip_bad_files,
-                what,
-            )
-        };
-        let (train, _) = featurise(&splits.train, "train")?;
-        let (valid, _) = featurise(&splits.valid, "valid")?;
-        let (test, test_skipped) = featurise(&splits.test, "test")?;
+        let (valid, _) = self.featurise(&splits.valid, "valid")?;
+        let (test, test_skipped) = self.featurise(&splits.test, "test")?;
         Ok(data.features.get_or_init(|| Features {
             train,
             valid,
             test,
             test_skipped,
         }))
+    }
+
+    /// Features of `clips` (through the cache), with the files left out by --skip-bad-files.
+    fn featurise(&self, clips: &[Clip], what: &str) -> Result<(Vec<Example>, Vec<String>)> {
+        let limits = AudioLimits {
+            max_seconds: self.args.max_seconds,
+        };
+        datasets::featurise(
+            clips,
+            &self.extractor,
+            self.cache.as_ref(),
+            &limits,
+            self.args.skip_bad_files,
+            what,
+        )
+    }
+
+    /// How this job picks training clips.
+    fn few_shot(&self) -> FewShot {
+        self.args.data.few_shot(self.petl.paper_compat)
     }
 
     /// The model at initialisation for `seed` (the device generator is seeded first, so the
@@ -349,6 +364,10 @@ impl<'a> Job<'a> {
             optimizer,
             seed,
             spec_augment: self.spec_augment.then_some(SpecAugment::PAPER),
+            time_shift: self
+                .args
+                .time_shift
+                .map(|max_frames| TimeShift { max_frames }),
             max_bad_steps: 10,
             warmup_steps: self.args.warmup_steps,
         }
@@ -360,8 +379,8 @@ impl<'a> Job<'a> {
         let (args, data) = (self.args, &self.args.data);
         json!({
             "method": &args.method, "petl": &self.petl, "train": train,
-            "dataset": format!("{:?}", data.dataset), "data": data.data, "speakers": data.speakers,
-            "few_shot": data.few_shot_k(), "fold": fold.fold, "rotation": &fold.rotation,
+            "dataset": format!("{:?}", data.dataset), "data": data.data, "speakers": data.speakers(),
+            "few_shot": data.few_shot_k(), "few_shot_draw": self.few_shot().draw(), "fold": fold.fold, "rotation": &fold.rotation,
             "max_length": self.max_length, "labels": fold.splits.labels,
             "params": model.param_counts(), "base_model": args.model.name(),
         })
@@ -410,6 +429,15 @@ impl<'a> Job<'a> {
         }
         write_atomic(&config_path, config_text.as_bytes())?;
         let features = self.features(data)?;
+        let drawn_clips = self.few_shot().select(&fold.splits.train, seed);
+        let drawn;
+        let train: &[Example] = match &drawn_clips {
+            Some(clips) => {
+                drawn = self.featurise(clips, "train (few-shot draw)")?.0;
+                &drawn
+            }
+            None => &features.train,
+        };
 
         let state = if resume && state_path.is_file() {
             let bytes = std::fs::read(&state_path)
@@ -438,7 +466,7 @@ impl<'a> Job<'a> {
         let valid_ref = (!features.valid.is_empty()).then_some(features.valid.as_slice());
         let state = run_loop(
             state,
-            &features.train,
+            train,
             valid_ref,
             shape,
             &train_config,
@@ -460,12 +488,17 @@ impl<'a> Job<'a> {
             &model.valid().adapter_bytes(&metadata),
         )?;
         self.write_predictions(out, fold, features, &eval)?;
-        let results = json!({
+        let mut results = json!({
             "fold": fold.fold, "seed": seed,
             "test_accuracy": eval.accuracy, "test_loss": eval.loss, "test_clips": features.test.len(),
             "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
-            "epochs": history.len(), "train_clips": features.train.len(), "trainable_params": model.param_counts().trainable,
+            "epochs": history.len(), "train_clips": train.len(), "trainable_params": model.param_counts().trainable,
         });
+        if self.few_shot() != FewShot::All {
+            // Which clips a few-shot run learned from, for anyone repeating it elsewhere.
+            let clips = drawn_clips.as_deref().unwrap_or(&fold.splits.train);
+            results["train_files"] = json!(clips.iter().map(|c| &c.path).collect::<Vec<_>>());
+        }
         // Last: its presence marks the run as finished.
         let text = serde_json::to_string_pretty(&results)?;
         write_atomic(&results_path, text.as_bytes())?;
