@@ -359,3 +359,113 @@ fn an_interrupted_state_write_keeps_the_previous_state() {
         TrainState::from_bytes(&std::fs::read(&path).unwrap(), "state", model(), &config).unwrap();
     assert_eq!(state.epoch, 2);
 }
+
+/// A linear probe with the same initial head on every call.
+fn linear_probe() -> PetlModel {
+    let device = device().autodiff();
+    device.seed(11);
+    let checkpoint = Checkpoint::from_dir(fixture("models/ast-tiny-s10")).unwrap();
+    let ast = checkpoint
+        .load_backbone(&LoadOptions::default(), &device)
+        .unwrap();
+    let args = MethodArgs {
+        method: petl_ast::petl::Method::Linear,
+        ..Default::default()
+    };
+    let petl = args.to_config(64, 2).unwrap();
+    PetlModel::new(ast, &checkpoint.config, &petl, 2, &device).unwrap()
+}
+
+/// The trainable tensors of a model, by name.
+fn named_params(model: &PetlModel) -> Vec<(String, Vec<f32>)> {
+    let probe = [
+        ("norm.gamma", model.ast.norm.gamma.val()),
+        ("norm.beta", model.ast.norm.beta.as_ref().unwrap().val()),
+        ("head.bias", model.head.bias.as_ref().unwrap().val()),
+    ];
+    let mut out: Vec<(String, Vec<f32>)> = probe
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t.into_data().try_to_vec::<f32>().unwrap()))
+        .collect();
+    out.push((
+        "head.weight".into(),
+        model
+            .head
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    ));
+    out
+}
+
+#[test]
+fn a_linear_probe_on_cached_features_trains_like_the_full_forward() {
+    let (train_set, valid) = (examples(24, 5), examples(8, 6));
+    let config = config(4);
+    let (full, full_history) = train::train(
+        linear_probe(),
+        &train_set,
+        Some(&valid),
+        SHAPE,
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+
+    let model = linear_probe();
+    let probe = train::CachedProbe::of(&model, &config).expect("a linear probe");
+    let features = train::CachedProbe::feature_model(&model);
+    let cache = |set: &[Example]| {
+        let eval = train::predict(&features, set, 8, SHAPE, &mut |_| {});
+        train::CachedProbe::cache(&eval, set)
+    };
+    let (train_cached, valid_cached) = (cache(&train_set), cache(&valid));
+    assert_eq!(train_cached[0].features.len(), 64);
+    let shape = probe.shape();
+    let (probe, probe_history) = train::train(
+        probe,
+        &train_cached,
+        Some(&valid_cached),
+        shape,
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    let cached = probe.into_model(model);
+
+    for (a, b) in full_history.iter().zip(&probe_history) {
+        assert!((a.train_loss - b.train_loss).abs() < 1e-4, "{a:?} vs {b:?}");
+        assert_eq!(a.valid_accuracy, b.valid_accuracy);
+    }
+    for ((name, a), (_, b)) in named_params(&full).iter().zip(named_params(&cached)) {
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-4, "{name}: max difference {diff}");
+    }
+    // The parameters moved: the comparison is not between two untrained models.
+    let moved = named_params(&linear_probe())[3].1 != named_params(&cached)[3].1;
+    assert!(moved);
+    // The full model with the probe's weights gives the probe's logits.
+    let logits_full = train::predict(&cached, &valid, 8, SHAPE, &mut |_| {});
+    let logits_probe = train::predict(
+        &train::CachedProbe::of(&cached, &config).unwrap(),
+        &valid_cached,
+        8,
+        shape,
+        &mut |_| {},
+    );
+    assert!((logits_full.loss - logits_probe.loss).abs() < 1e-5);
+}
+
+#[test]
+fn augmented_or_adapted_models_are_not_probed_on_cached_features() {
+    let mut augmented = config(1);
+    augmented.spec_augment = Some(SpecAugment::PAPER);
+    assert!(train::CachedProbe::of(&linear_probe(), &augmented).is_none());
+    assert!(train::CachedProbe::of(&model(), &config(1)).is_none());
+}

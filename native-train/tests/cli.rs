@@ -1217,3 +1217,71 @@ fn train_folds_times_seeds_resumes_and_reports() {
         "{md}"
     );
 }
+
+#[test]
+fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = small_train_args(&fsdd, out, "3")
+            .into_iter()
+            .filter(|a| a != "--spec-augment")
+            .collect();
+        let method = a.iter().position(|a| a == "adapter").unwrap();
+        a[method] = "linear".into();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (cached, full, killed) = (
+        dir.path().join("cached"),
+        dir.path().join("full"),
+        dir.path().join("killed"),
+    );
+    for (out, extra) in [(&cached, &[][..]), (&full, &["--full-probe-forward"][..])] {
+        let result = run_cli(&args(out, extra), &[]);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    assert_eq!(
+        json_file(&cached.join("config.json"))["probe_on_cached_features"],
+        true
+    );
+    assert_eq!(
+        json_file(&full.join("config.json"))["probe_on_cached_features"],
+        false
+    );
+    let (a, b) = (
+        json_file(&cached.join("results.json")),
+        json_file(&full.join("results.json")),
+    );
+    assert_eq!(a["test_accuracy"], b["test_accuracy"]);
+    let loss = |r: &serde_json::Value| r["test_loss"].as_f64().unwrap();
+    assert!((loss(&a) - loss(&b)).abs() < 1e-4, "{a} vs {b}");
+    for (x, y) in metrics_without_time(&cached)
+        .iter()
+        .zip(metrics_without_time(&full))
+    {
+        let l = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
+        assert!((l(x) - l(&y)).abs() < 1e-4, "{x} vs {y}");
+    }
+
+    // Killed after epoch 2 and resumed: the probe's own state continues.
+    let stopped = run_cli(
+        &args(&killed, &[]),
+        &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "2")],
+    );
+    assert_eq!(stopped.status.code(), Some(3));
+    let resumed = run_cli(&args(&killed, &["--resume"]), &[]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(
+        json_file(&killed.join("results.json")),
+        json_file(&cached.join("results.json"))
+    );
+}

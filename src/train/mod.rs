@@ -2,6 +2,7 @@
 //! training state.
 
 pub mod hyper;
+pub mod probe;
 pub mod schedule;
 pub mod session;
 pub mod specaug;
@@ -10,6 +11,7 @@ pub mod timeshift;
 pub mod trainer;
 
 pub use hyper::OptimizerConfig;
+pub use probe::CachedProbe;
 pub use schedule::CosineSchedule;
 pub use session::{PendingStep, StepReport, TrainSession};
 pub use specaug::SpecAugment;

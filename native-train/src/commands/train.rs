@@ -19,8 +19,8 @@ use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
-    self, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TimeShift,
-    TrainConfig, TrainState,
+    self, CachedProbe, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
+    TimeShift, TrainConfig, TrainState,
 };
 use serde_json::{json, Value};
 
@@ -81,6 +81,10 @@ pub struct Args {
     /// not part of the paper's recipe; off by default).
     #[arg(long, value_name = "FRAMES")]
     time_shift: Option<usize>,
+    /// Linear probing: run the backbone on every step instead of training the head on its
+    /// output computed once per clip (the same numbers, epochs × slower; for timing).
+    #[arg(long)]
+    full_probe_forward: bool,
     /// Leave unreadable wav files out (listed in the log) instead of stopping.
     #[arg(long)]
     skip_bad_files: bool,
@@ -329,6 +333,12 @@ impl<'a> Job<'a> {
         )
     }
 
+    /// The head-and-LayerNorm model to train on cached backbone features, when `model` is a
+    /// linear probe whose inputs stay the same every epoch (and --full-probe-forward is off).
+    fn cached_probe(&self, model: &PetlModel, train: &TrainConfig) -> Option<CachedProbe> {
+        CachedProbe::of(model, train).filter(|_| !self.args.full_probe_forward)
+    }
+
     /// How this job picks training clips.
     fn few_shot(&self) -> FewShot {
         self.args.data.few_shot(self.petl.paper_compat)
@@ -383,6 +393,7 @@ impl<'a> Job<'a> {
             "few_shot": data.few_shot_k(), "few_shot_draw": self.few_shot().draw(), "fold": fold.fold, "rotation": &fold.rotation,
             "max_length": self.max_length, "labels": fold.splits.labels,
             "params": model.param_counts(), "base_model": args.model.name(),
+            "probe_on_cached_features": self.cached_probe(model, train).is_some(),
         })
     }
 
@@ -439,41 +450,50 @@ impl<'a> Job<'a> {
             None => &features.train,
         };
 
-        let state = if resume && state_path.is_file() {
-            let bytes = std::fs::read(&state_path)
-                .with_context(|| format!("cannot read {}", state_path.display()))?;
-            let state = TrainState::from_bytes(
-                &bytes,
-                &state_path.display().to_string(),
-                model,
-                &train_config,
-            )?;
-            eprintln!(
-                "resuming {} after epoch {} of {}",
-                out.display(),
-                state.epoch,
-                train_config.epochs
-            );
-            state
-        } else {
-            if resume {
-                eprintln!("{}: no training state yet; starting", out.display());
-            }
-            TrainState::new(model, &train_config)
-        };
-
         let shape = self.shape();
-        let valid_ref = (!features.valid.is_empty()).then_some(features.valid.as_slice());
-        let state = run_loop(
-            state,
-            train,
-            valid_ref,
-            shape,
-            &train_config,
-            out,
-            Some(&state_path),
-        )?;
-        let (model, history) = state.finish();
+        let valid = (!features.valid.is_empty()).then_some(features.valid.as_slice());
+        let resume_from = (resume && state_path.is_file()).then_some(state_path.as_path());
+        if resume && resume_from.is_none() {
+            eprintln!("{}: no training state yet; starting", out.display());
+        }
+        let (model, history) = match self.cached_probe(&model, &train_config) {
+            Some(probe) => {
+                // A linear probe: one pass of the frozen backbone, then the head on its output.
+                let extract = CachedProbe::feature_model(&model);
+                let cache = |set: &[Example], what: &str| {
+                    let eval = predict_with_bar(&extract, set, self.batch_size, shape, what);
+                    CachedProbe::cache(&eval, set)
+                };
+                let train = cache(train, "backbone features (train)");
+                let valid = valid.map(|v| cache(v, "backbone features (valid)"));
+                let probe_shape = probe.shape();
+                let state = initial_state(probe, &train_config, resume_from, out)?;
+                let state = run_loop(
+                    state,
+                    &train,
+                    valid.as_deref(),
+                    probe_shape,
+                    &train_config,
+                    out,
+                    Some(&state_path),
+                )?;
+                let (probe, history) = state.finish();
+                (probe.into_model(model), history)
+            }
+            None => {
+                let state = initial_state(model, &train_config, resume_from, out)?;
+                let state = run_loop(
+                    state,
+                    train,
+                    valid,
+                    shape,
+                    &train_config,
+                    out,
+                    Some(&state_path),
+                )?;
+                state.finish()
+            }
+        };
 
         let eval = predict_with_bar(&model, &features.test, self.batch_size, shape, "test");
         let metadata = AdapterMetadata {
@@ -541,6 +561,27 @@ impl<'a> Job<'a> {
         write_atomic(&out.join(EMBEDDINGS_FILE), &bytes)?;
         Ok(())
     }
+}
+
+/// The training state to start from: the one saved in `resume_from`, else a fresh one.
+fn initial_state<M: Classifier>(
+    model: M,
+    train_config: &TrainConfig,
+    resume_from: Option<&Path>,
+    out: &Path,
+) -> Result<TrainState<M>> {
+    let Some(path) = resume_from else {
+        return Ok(TrainState::new(model, train_config));
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let state = TrainState::from_bytes(&bytes, &path.display().to_string(), model, train_config)?;
+    eprintln!(
+        "resuming {} after epoch {} of {}",
+        out.display(),
+        state.epoch,
+        train_config.epochs
+    );
+    Ok(state)
 }
 
 /// Removes temporary files that a killed atomic write of `name` left in `dir`.
