@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Few-shot personalisation of the demo backbone (www/models/fsdd-ast-tiny, trained on george,
 # jackson, lucas, nicolas) to the held-out FSDD speakers theo and yweweler: K clips per digit,
-# tested on their official test takes (index 0–4): `native-train train --dataset fsdd-fewshot`. Prints a markdown table; runs go to $OUT_DIR.
-# Usage: scripts/fewshot_fsdd.sh [K…]   (default 1 2 4 8)
+# tested on their official test takes (index 0–4): `native-train train --dataset fsdd-fewshot`.
+# Each cell trains SEEDS runs (default 3), each on its own seeded draw of K clips per digit, and
+# shows their mean ± std test accuracy (%). Prints a markdown table; runs go to $OUT_DIR.
+# Usage: [SEEDS=3] [EPOCHS=30] scripts/fewshot_fsdd.sh [K…]   (default 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
 OUT_DIR="${OUT_DIR:-runs/fsdd-fewshot}"
 DATA="${DATA:-../shared/data/fsdd/recordings}"
 EPOCHS="${EPOCHS:-30}"
+SEEDS="${SEEDS:-3}"
 KS="${*:-1 2 4 8}"
 mkdir -p "$OUT_DIR"
 cargo build --release -q -p native-train
@@ -34,11 +37,17 @@ for m in $ORDER; do
     out="$OUT_DIR/$m-k$k"
     # shellcheck disable=SC2086
     "$BIN" train --checkpoint www/models/fsdd-ast-tiny --dataset fsdd-fewshot --data "$DATA" \
-      --few-shot "$k" --epochs "$EPOCHS" ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 \
+      --few-shot "$k" --epochs "$EPOCHS" --seeds "$SEEDS" ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 \
       || { printf " failed |"; continue; }
-    acc=$(python3 -c "import json;print(f\"{100*json.load(open('$out/results.json'))['test_accuracy']:.1f}\")")
+    acc=$(python3 - "$out/results.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["test_accuracy"]
+print(f"{100 * a['mean']:.1f} ± {100 * a['std']:.1f}" if isinstance(a, dict) else f"{100 * a:.1f}")
+PY
+)
     printf " %s |" "$acc"
   done
-  params=$(python3 -c "import json;print(json.load(open('$out/results.json'))['trainable_params'])")
+  first="$out"; [ "$SEEDS" -gt 1 ] && first="$out/seed-0"
+  params=$(python3 -c "import json;print(json.load(open('$first/results.json'))['trainable_params'])")
   printf " %s |\n" "$params"
 done
