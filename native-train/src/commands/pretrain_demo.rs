@@ -26,19 +26,19 @@ pub struct Args {
     #[arg(long, default_value = "www/models/fsdd-ast-tiny")]
     out: PathBuf,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     epochs: usize,
     /// Clips per step.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Peak learning rate (cosine schedule).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 5e-4)]
     lr: f64,
-    /// Linear learning-rate warm-up steps before the cosine schedule (0 = the paper's recipe).
-    #[arg(long, default_value_t = 0)]
+    /// Linear learning-rate warm-up steps before the cosine schedule (five epochs).
+    #[arg(long, default_value_t = 250)]
     warmup_steps: usize,
     /// Largest random time shift of a training clip inside its padding, in frames (0 = off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 64)]
     time_shift: usize,
     /// Seed of initialisation order, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
