@@ -197,3 +197,81 @@ fn detector_finds_each_word_in_a_stream_of_real_speech() {
         );
     }
 }
+
+/// The browser test's scenario, natively: three new words (espeak-ng, seven voices each), four
+/// clips per word to learn from, the other three held out — what a user of the page does.
+#[test]
+fn adapter_learns_three_new_words_from_four_synthetic_voices() {
+    const WORDS: [&str; 3] = ["apple", "river", "seven"];
+    const VOICES: [(&str, &str); 7] = [
+        ("en-us+m1", "150"),
+        ("en-gb+f2", "135"),
+        ("en-us+f3", "165"),
+        ("en-gb-scotland+m3", "145"),
+        ("en-029+f4", "155"),
+        ("en-us+m7", "140"),
+        ("en-gb-x-rp+f1", "160"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut spoken = Vec::new();
+    for word in WORDS {
+        let mut clips = Vec::new();
+        for (i, (voice, speed)) in VOICES.iter().enumerate() {
+            let out = dir.path().join(format!("{word}-{i}.wav"));
+            let status = std::process::Command::new("espeak-ng")
+                .args(["-v", voice, "-s", speed, "-w"])
+                .arg(&out)
+                .arg(word)
+                .status();
+            if !matches!(status, Ok(s) if s.success()) {
+                eprintln!("note: espeak-ng is not installed (scripts/setup.sh); test skipped");
+                return;
+            }
+            let audio = read_wav(&out, &AudioLimits::default()).unwrap();
+            clips.push(to_16k(audio).unwrap());
+        }
+        spoken.push(clips);
+    }
+    let checkpoint = demo();
+    let train: Vec<(Vec<f32>, usize)> = spoken
+        .iter()
+        .enumerate()
+        .flat_map(|(label, clips)| clips[..4].iter().map(move |c| (c.clone(), label)))
+        .collect();
+    let labels = WORDS.iter().map(|w| w.to_string()).collect();
+    let options = PersonaliseOptions::default();
+    let mut run = Personalisation::start(
+        &checkpoint,
+        "fsdd-ast-tiny",
+        &train,
+        labels,
+        &options,
+        &device().autodiff(),
+    )
+    .unwrap();
+    while let Some(step) = run.session.step() {
+        step.unwrap();
+    }
+    let model = run.session.model().clone().valid();
+    let classifier =
+        Classifier::from_petl(&checkpoint, model, run.labels.clone(), &device()).unwrap();
+    let right: Vec<usize> = spoken
+        .iter()
+        .enumerate()
+        .map(|(label, clips)| {
+            let features: Vec<Vec<f32>> = clips[4..]
+                .iter()
+                .map(|c| classifier.extractor.extract(c))
+                .collect();
+            classifier
+                .logits(&features)
+                .iter()
+                .filter(|l| classifier.top_k(l, 1)[0].0 == classifier.labels[label])
+                .count()
+        })
+        .collect();
+    assert!(
+        right.iter().all(|&r| r >= 2),
+        "held-out clips right of 3 per word ({WORDS:?}): {right:?}"
+    );
+}

@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, default_value_t = 250)]
     warmup_steps: usize,
     /// Largest random time shift of a training clip inside its padding, in frames (0 = off).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     time_shift: usize,
     /// Seed of initialisation order, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
