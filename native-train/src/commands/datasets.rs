@@ -56,11 +56,12 @@ pub enum FewShot {
 
 impl FewShot {
     /// The training clips of a run with `seed` out of the fold's `train` pool; `None` when the
-    /// fold's own list is used as it is.
+    /// whole pool trains.
     pub fn select(self, train: &[Clip], seed: u64) -> Option<Vec<Clip>> {
         match self {
+            FewShot::All => None,
+            FewShot::FirstK(k) => Some(data::first_k_per_class(train, k)),
             FewShot::Sampled(k) => Some(data::sample_k_per_class(train, k, seed)),
-            FewShot::All | FewShot::FirstK(_) => None,
         }
     }
 
@@ -99,9 +100,8 @@ impl DataArgs {
         }
     }
 
-    /// How the training subset is chosen: all clips, the first K per class (`paper_compat`,
-    /// applied once in [`Self::folds`]) or K per class drawn with each run's seed
-    /// ([`FewShot::select`]).
+    /// How each run chooses its training clips from the fold's pool ([`FewShot::select`]): all
+    /// of them, the first K per class (`paper_compat`) or K per class drawn with the run's seed.
     pub fn few_shot(&self, paper_compat: bool) -> FewShot {
         match self.few_shot_k() {
             None => FewShot::All,
@@ -120,8 +120,8 @@ impl DataArgs {
     }
 
     /// The folds to train, in fold order (one for datasets with a fixed split). `paper_compat`
-    /// selects the reference's US8K protocol (validation on the test fold) and first-K few-shot
-    /// subsets; a seeded few-shot draw is left to each run ([`FewShot::select`]).
+    /// selects the reference's US8K protocol (validation on the test fold). The training split
+    /// is the whole pool; a few-shot run picks from it ([`Self::few_shot`]).
     pub fn folds(&self, paper_compat: bool) -> Result<Vec<Fold>> {
         let protocol = self.protocol();
         let folds: Vec<usize> = match self.fold {
@@ -164,10 +164,6 @@ impl DataArgs {
                 }
                 (None, _) => (folder_splits(&self.data)?, None),
             };
-            let mut splits = splits;
-            if let FewShot::FirstK(k) = self.few_shot(paper_compat) {
-                splits.train = data::first_k_per_class(&splits.train, k);
-            }
             anyhow::ensure!(
                 !splits.train.is_empty(),
                 "{}: no training clips selected{}",
@@ -285,11 +281,10 @@ mod tests {
         let a = FewShot::Sampled(2).select(&pool, 0).unwrap();
         assert_eq!(a.len(), 6);
         assert_ne!(Some(a), FewShot::Sampled(2).select(&pool, 1));
-        assert_eq!(
-            FewShot::FirstK(2).select(&pool, 0),
-            None,
-            "applied once by folds()"
-        );
+        let first = FewShot::FirstK(2).select(&pool, 0).unwrap();
+        assert_eq!(Some(first.clone()), FewShot::FirstK(2).select(&pool, 1));
+        assert_eq!(first[..2], pool[..2]);
+        assert_eq!(FewShot::All.select(&pool, 0), None);
     }
 
     #[test]

@@ -303,10 +303,10 @@ impl<'a> Job<'a> {
             return Ok(features);
         }
         let splits = &data.fold.splits;
-        // A seeded few-shot draw featurises only its own clips, run by run.
+        // A few-shot run featurises only its own clips (`run_one`).
         let train = match self.few_shot() {
-            FewShot::Sampled(_) => Vec::new(),
-            FewShot::All | FewShot::FirstK(_) => self.featurise(&splits.train, "train")?.0,
+            FewShot::All => self.featurise(&splits.train, "train")?.0,
+            FewShot::FirstK(_) | FewShot::Sampled(_) => Vec::new(),
         };
         let (valid, _) = self.featurise(&splits.valid, "valid")?;
         let (test, test_skipped) = self.featurise(&splits.test, "test")?;
@@ -444,7 +444,7 @@ impl<'a> Job<'a> {
         let drawn;
         let train: &[Example] = match &drawn_clips {
             Some(clips) => {
-                drawn = self.featurise(clips, "train (few-shot draw)")?.0;
+                drawn = self.featurise(clips, "train (few-shot)")?.0;
                 &drawn
             }
             None => &features.train,
@@ -514,9 +514,8 @@ impl<'a> Job<'a> {
             "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v)))),
             "epochs": history.len(), "train_clips": train.len(), "trainable_params": model.param_counts().trainable,
         });
-        if self.few_shot() != FewShot::All {
+        if let Some(clips) = &drawn_clips {
             // Which clips a few-shot run learned from, for anyone repeating it elsewhere.
-            let clips = drawn_clips.as_deref().unwrap_or(&fold.splits.train);
             results["train_files"] = json!(clips.iter().map(|c| &c.path).collect::<Vec<_>>());
         }
         // Last: its presence marks the run as finished.
