@@ -22,6 +22,7 @@ pub mod data;
 pub mod fuzz;
 #[cfg(not(target_family = "wasm"))]
 pub mod io;
+pub mod kernels;
 pub mod model;
 pub mod personalise;
 pub mod petl;

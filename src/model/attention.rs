@@ -2,8 +2,6 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::config::AstConfig;
@@ -79,14 +77,13 @@ impl SelfAttention {
     }
 }
 
-/// `softmax(q kᵀ / √dh) v` per head, through burn's `attention` op: backends with a fused
-/// kernel (burn-flex, cubecl) never materialise the score matrix; others compose matmul +
-/// softmax + matmul, as autodiff does for training.
+/// `softmax(q kᵀ / √dh) v` per head ([`crate::kernels::attention`]: this crate's tiled kernel
+/// with its own backward on burn-flex, burn's `attention` op elsewhere).
 ///
 /// # Shapes
 /// - q: `[batch, heads, queries, dh]`
 /// - k, v: `[batch, heads, keys, dh]`
 /// - output: `[batch, heads, queries, dh]`
 pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    attention(q, k, v, None, None, AttentionModuleOptions::default())
+    crate::kernels::attention(q, k, v)
 }

@@ -12,7 +12,7 @@ use burn::nn::{
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::model::activation::gelu;
+use crate::kernels::gelu;
 
 use super::config::{AdapterBlock, AdapterConfig, Insertion, Position};
 use super::init;

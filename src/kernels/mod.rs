@@ -1,0 +1,160 @@
+//! CPU kernels behind burn's backend boundary.
+//!
+//! burn-flex (the default CPU backend) evaluates `erf` one element at a time through libm, so
+//! the exact GELU of the AST MLP was ≈ 15 % of a long forward pass (BENCHMARKS.md). This module
+//! adds it as a burn backend extension: a vectorised kernel for burn-flex with a handwritten
+//! backward for burn-autodiff; other backends compose burn's own tensor ops.
+
+#[cfg(feature = "flex")]
+pub mod attention;
+#[cfg(feature = "flex")]
+mod extension;
+pub mod gelu;
+mod math;
+
+use burn::tensor::Tensor;
+
+/// Exact GELU `x·½(1 + erf(x/√2))` with its exact derivative.
+///
+/// On burn-flex (with or without autodiff) this is one fused, vectorised pass forward and one
+/// backward; elsewhere it is the composition of burn tensor ops.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if extension::runs_on_flex(&x) {
+        return extension::gelu(x);
+    }
+    gelu_composed(x)
+}
+
+/// `softmax(q kᵀ/√dh) v` per head: q `[batch, heads, queries, dh]`, k and v
+/// `[batch, heads, keys, dh]`.
+///
+/// On burn-flex (with or without autodiff) this is the tiled kernel of [`attention`] with its
+/// own backward, which keeps no score matrices between the passes; elsewhere it is burn's
+/// `attention` op (fused on cubecl, composed under autodiff).
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if extension::runs_on_flex(&q) {
+        return extension::attention(q, k, v);
+    }
+    burn::tensor::module::attention(
+        q,
+        k,
+        v,
+        None,
+        None,
+        burn::tensor::ops::AttentionModuleOptions::default(),
+    )
+}
+
+/// The exact GELU from burn tensor ops (`erf` included), differentiated op by op.
+///
+/// burn 0.22's fused `activation::gelu` computes the exact forward but differentiates the tanh
+/// approximation (`gelu_backward` in burn-backend), an error of up to 9e-4 in the derivative.
+pub fn gelu_composed<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    (x.clone() * std::f64::consts::FRAC_1_SQRT_2)
+        .erf()
+        .add_scalar(1.0)
+        * x
+        * 0.5
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    #[test]
+    fn flex_tensors_take_the_kernel_path_with_and_without_autodiff() {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let x = Tensor::<2>::random([3, 5], Distribution::Default, &device);
+            assert!(super::extension::runs_on_flex(&x), "{device:?}");
+        }
+    }
+
+    /// Strided input (copied, then overwritten in place) and shared contiguous input (kept).
+    #[test]
+    fn kernel_matches_the_composition_on_strided_and_shared_input() {
+        let device = Device::flex();
+        let x = Tensor::<3>::random([2, 70, 33], Distribution::Normal(0.0, 3.0), &device);
+        for x in [x.clone().swap_dims(1, 2), x] {
+            let before = x.to_data();
+            let fused = super::gelu(x.clone()).into_data();
+            let composed = super::gelu_composed(x.clone()).into_data();
+            fused.assert_approx_eq::<f32>(&composed, burn::tensor::Tolerance::absolute(2e-6));
+            x.into_data().assert_eq(&before, true);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod attention_tests {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+
+    /// burn's composed attention (matmul, softmax, matmul) on the same values.
+    fn reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        let scale = (q.dims()[3] as f64).sqrt().recip();
+        burn::tensor::activation::softmax(q.matmul(k.swap_dims(2, 3)) * scale, 3).matmul(v)
+    }
+
+    fn operands(device: &Device, [b, h, nq, nk, d]: [usize; 5]) -> [Tensor<4>; 3] {
+        // q through a head split of `[b, nq, h·d]` (strided, like the model's), k and v plain.
+        let q = Tensor::<3>::random([b, nq, h * d], Distribution::Normal(0.0, 1.5), device)
+            .reshape([b, nq, h, d])
+            .swap_dims(1, 2);
+        let k = Tensor::<4>::random([b, h, nk, d], Distribution::Normal(0.0, 1.5), device);
+        let v = Tensor::<4>::random([b, h, nk, d], Distribution::Default, device);
+        [q, k, v]
+    }
+
+    const SHAPES: [[usize; 5]; 3] = [[2, 3, 70, 70, 16], [1, 2, 130, 155, 8], [3, 1, 1, 5, 4]];
+
+    #[test]
+    fn forward_matches_the_composed_attention_and_burn_flex() {
+        for shape in SHAPES {
+            let [q, k, v] = operands(&Device::flex(), shape);
+            let ours = super::attention(q.clone(), k.clone(), v.clone()).into_data();
+            let composed = reference(q.clone(), k.clone(), v.clone()).into_data();
+            ours.assert_approx_eq::<f32>(&composed, Tolerance::absolute(2e-5));
+            let flex = attention(q, k, v, None, None, AttentionModuleOptions::default());
+            ours.assert_approx_eq::<f32>(&flex.into_data(), Tolerance::absolute(2e-5));
+        }
+    }
+
+    #[test]
+    fn gradients_match_the_composed_attention() {
+        let device = Device::flex().autodiff();
+        for shape in SHAPES {
+            let [q, k, v] = operands(&device, shape).map(|x| x.require_grad());
+            let weights = Tensor::<4>::random(q.dims(), Distribution::Default, &device);
+            let loss = |out: Tensor<4>| (out * weights.clone()).sum();
+            let ours = loss(super::attention(q.clone(), k.clone(), v.clone())).backward();
+            let composed = loss(reference(q.clone(), k.clone(), v.clone())).backward();
+            for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+                let a = x.grad(&ours).unwrap().into_data();
+                let b = x.grad(&composed).unwrap().into_data();
+                a.assert_approx_eq::<f32>(&b, Tolerance::absolute(5e-5));
+                assert!(
+                    b.iter::<f32>().any(|g| g.abs() > 1e-3),
+                    "{name} gradient of {shape:?} is all but zero"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_some_operands_tracked() {
+        let device = Device::flex().autodiff();
+        let [q, k, v] = operands(&device, [1, 2, 20, 30, 8]);
+        let v = v.require_grad();
+        let grads = super::attention(q.clone(), k.clone(), v.clone())
+            .sum()
+            .backward();
+        let reference_grads = reference(q, k, v.clone()).sum().backward();
+        v.grad(&grads).unwrap().into_data().assert_approx_eq::<f32>(
+            &v.grad(&reference_grads).unwrap().into_data(),
+            Tolerance::absolute(2e-5),
+        );
+    }
+}
