@@ -162,23 +162,7 @@ mod simd {
 
 #[cfg(test)]
 mod tests {
-    /// erf by Simpson integration of 2/√π·e^(−t²) in f64 (error ≈ 1e-13 here).
-    fn erf(x: f64) -> f64 {
-        let n = 4_000;
-        let h = x / n as f64;
-        let sum: f64 = (0..=n)
-            .map(|i| {
-                let w = match i {
-                    0 => 1.0,
-                    i if i == n => 1.0,
-                    i if i % 2 == 1 => 4.0,
-                    _ => 2.0,
-                };
-                w * (-(i as f64 * h).powi(2)).exp()
-            })
-            .sum();
-        sum * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
-    }
+    use crate::kernels::math::erf_reference as erf;
 
     fn inputs() -> Vec<f32> {
         let mut xs: Vec<f32> = (-1200..=1200).map(|i| i as f32 * 0.01).collect();

@@ -10,7 +10,7 @@ pub mod attention;
 #[cfg(feature = "flex")]
 mod extension;
 pub mod gelu;
-mod math;
+pub(crate) mod math;
 
 use burn::tensor::Tensor;
 

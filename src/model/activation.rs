@@ -19,25 +19,7 @@ impl Activation {
 mod tests {
     use burn::tensor::{Tensor, TensorData};
 
-    /// erf by Simpson integration of 2/√π·e^(−t²), accurate to ~1e-12 here.
-    fn erf(x: f64) -> f64 {
-        let n = 20_000;
-        let h = x / n as f64;
-        let sum: f64 = (0..=n)
-            .map(|i| {
-                let t = i as f64 * h;
-                let w = if i == 0 || i == n {
-                    1.0
-                } else if i % 2 == 1 {
-                    4.0
-                } else {
-                    2.0
-                };
-                w * (-t * t).exp()
-            })
-            .sum();
-        sum * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
-    }
+    use crate::kernels::math::erf_reference as erf;
 
     /// The exact derivative on the build's CPU backend (burn-flex: the fused kernel) and from
     /// the composition of burn ops (every other backend).
