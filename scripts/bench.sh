@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Speed benchmarks, measured in one run on this machine: the Rust side (`native-train bench`,
-# `bench-train`) and PyTorch (`scripts/bench_pytorch.py`, `scripts/bench_pytorch_train.py`) with
-# the same thread count. Prints markdown tables (scripts/bench_table.py); raw JSON lines go to
-# $OUT_DIR. PyTorch comes from $PYTHON (a venv with scripts/requirements.txt installed).
+# `bench-train`, `bench-kernels`) and PyTorch (`scripts/bench_pytorch.py`,
+# `scripts/bench_pytorch_train.py`) with the same thread count. Prints markdown tables
+# (scripts/bench_table.py); raw JSON lines go to $OUT_DIR. PyTorch comes from $PYTHON (a venv with scripts/requirements.txt installed).
 #
 # Usage: scripts/bench.sh [--quick]
 #   BACKENDS="cpu ndarray"  CPU backends of the forward benchmark (cpu = burn-flex)
@@ -29,6 +29,10 @@ for backend in $BACKENDS; do
   "$BIN" bench --backend "$backend" $QUICK >> "$OUT_DIR/rust.jsonl"
 done
 "$PYTHON" scripts/bench_pytorch.py --threads "$THREADS" $QUICK > "$OUT_DIR/pytorch.jsonl"
+# This crate's CPU kernels against the burn ops they replace (burn-flex only).
+KERNEL_CASES="1x1024,8x500"
+[ -n "$QUICK" ] && KERNEL_CASES="1x100"
+"$BIN" bench-kernels --cases "$KERNEL_CASES" > "$OUT_DIR/kernels.jsonl"
 
 # One process per case, so each peak RSS is the case's own.
 : > "$OUT_DIR/train.jsonl"
@@ -57,4 +61,5 @@ for L in $LENGTHS; do
   "$BIN" bench-train --max-length "$L" --repeats "$REPEATS" --method adapter \
     --gradient-checkpointing --label "adapter, gradient checkpointing" >> "$OUT_DIR/train.jsonl"
 done
-"$PYTHON" scripts/bench_table.py "$OUT_DIR/rust.jsonl" "$OUT_DIR/pytorch.jsonl" "$OUT_DIR/train.jsonl"
+"$PYTHON" scripts/bench_table.py "$OUT_DIR/rust.jsonl" "$OUT_DIR/pytorch.jsonl" "$OUT_DIR/train.jsonl" \
+  "$OUT_DIR/kernels.jsonl"

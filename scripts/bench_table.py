@@ -19,7 +19,25 @@ def forward_gflop(batch, length):
     return batch * (layers * per_layer + 2 * tokens * 256 * d) / 1e9
 
 
-def main(rust_path, torch_path, train_path=None):
+def kernel_table(path):
+    """This crate's CPU kernels against the burn ops they replace (`native-train bench-kernels`)."""
+    rows = load(path)
+    burn = {(r["case"], r["pass"], r["batch"], r["tokens"]): r for r in rows if r["impl"] != "petl-ast kernel"}
+    print()
+    print("| op (one AST-base layer) | pass | batch × tokens | burn op | burn ms | kernel ms | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["impl"] != "petl-ast kernel":
+            continue
+        b = burn.get((r["case"], r["pass"], r["batch"], r["tokens"]))
+        if b is None:
+            continue
+        ours, theirs = r["seconds_median"], b["seconds_median"]
+        op = r["case"].removeprefix("kernel_")
+        print(f"| {op} | {r['pass']} | {r['batch']} × {r['tokens']} | {b['impl']} | {theirs * 1e3:.1f} | {ours * 1e3:.1f} | {theirs / ours:.1f}× |")
+
+
+def main(rust_path, torch_path, train_path=None, kernels_path=None):
     rows = load(rust_path) + load(torch_path)
     torch_rows = {(r["case"], r["batch"], r["max_length"] or 0): r for r in rows if r["impl"] == "pytorch"}
     ours = sorted(
@@ -60,6 +78,10 @@ def main(rust_path, torch_path, train_path=None):
             rss = f"{r['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f}" if t else f"{r['peak_rss_mb']:.0f}"
             rss_full = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "–"
             print(f"| {r['method']} ({r['impl']}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {vs_full} | {rss} | {rss_full} |")
+
+    if kernels_path:
+        kernel_table(kernels_path)
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -42,6 +42,8 @@ enum Command {
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
     Bench(commands::bench::Args),
+    /// Time this crate's CPU kernels (attention, GELU) against the burn ops they replace.
+    BenchKernels(commands::bench_kernels::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args),
         Command::Features(args) => commands::features::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::BenchKernels(args) => commands::bench_kernels::run(args),
         Command::Params(args) => commands::params::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Train(args) => commands::train::run(args),

@@ -1285,3 +1285,38 @@ fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
         json_file(&cached.join("results.json"))
     );
 }
+
+/// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
+/// is refused by name.
+#[test]
+fn bench_kernels_times_both_implementations_of_both_ops() {
+    let out = native_train(&["bench-kernels", "--cases", "1x100", "--repeats", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    for op in ["kernel_gelu", "kernel_attention"] {
+        for pass in ["forward", "forward+backward"] {
+            let impls: Vec<&str> = lines
+                .iter()
+                .filter(|l| l["case"] == op && l["pass"] == pass)
+                .map(|l| l["impl"].as_str().unwrap())
+                .collect();
+            assert_eq!(impls.len(), 2, "{op} {pass}: {impls:?}");
+            assert!(impls.contains(&"petl-ast kernel"), "{impls:?}");
+        }
+    }
+    assert!(lines
+        .iter()
+        .all(|l| l["tokens"] == 110 && l["seconds_median"].as_f64().unwrap() > 0.0));
+
+    let out = native_train(&["bench-kernels", "--cases", "8by500"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8by500"));
+}

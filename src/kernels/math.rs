@@ -10,7 +10,10 @@ pub fn exp(w: f32) -> f32 {
     /// 1.5·2²³: adding and subtracting it rounds to the nearest integer without a call.
     const ROUND: f32 = 12_582_912.0;
     let w = w.max(-87.0);
-    let n = (w * LOG2E + ROUND) - ROUND;
+    // `t`'s low mantissa bits hold round(w·log2 e) (+ the bits of ROUND): integer ops read it
+    // without a float → int conversion, which Rust's saturating `as` would keep scalar.
+    let t = w * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = w - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -19,7 +22,8 @@ pub fn exp(w: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
+    let two_n = f32::from_bits(n_int.wrapping_add(127) << 23);
     e_r * two_n
 }
 

@@ -31,7 +31,8 @@ pub struct Args {
     max_length: Vec<usize>,
 }
 
-fn timed(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
+/// `(median, min)` seconds of `repeats` runs of `f` after one warm-up run.
+pub fn timed(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
     f();
     let mut times: Vec<f64> = (0..repeats)
         .map(|_| {

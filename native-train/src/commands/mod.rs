@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod bench;
+pub mod bench_kernels;
 pub mod bench_train;
 pub mod classify;
 pub mod convert;
