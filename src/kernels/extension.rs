@@ -1,5 +1,7 @@
-//! The kernels of this module as a burn backend extension (`#[backend_extension]`): burn-flex
-//! runs them directly, burn-autodiff over burn-flex records a handwritten backward step.
+//! The kernels of [`crate::kernels`] as a burn backend extension (`#[backend_extension]`):
+//! burn-flex runs them directly; burn-autodiff over burn-flex records a handwritten backward
+//! step for each. Inputs the kernels do not take (other dtypes, mismatched shapes) go to burn's
+//! own ops.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -13,7 +15,7 @@ use burn::tensor::{DType, Device, Tensor};
 
 use super::attention::Heads;
 
-/// Fused element-wise kernels that burn's own op set lacks.
+/// Fused CPU kernels: exact GELU with its derivative, and attention.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedKernels: Backend {
     /// Exact GELU.
