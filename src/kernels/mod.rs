@@ -158,3 +158,35 @@ mod attention_tests {
         );
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod checkpointing_tests {
+    use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+
+    /// q/k/v gradients of `sum(w ⊙ gelu(attention(2q, k, v + 1)))`: memory-bound ops around both
+    /// kernels, which burn's balanced checkpointing recomputes instead of keeping.
+    fn grads(device: &Device, values: &[TensorData; 4]) -> Vec<TensorData> {
+        let [q, k, v, w] = values
+            .clone()
+            .map(|data| Tensor::<4>::from_data(data, device));
+        let [q, k, v] = [q, k, v].map(|x| x.require_grad());
+        let out = super::attention(q.clone() * 2.0, k.clone(), v.clone().add_scalar(1.0));
+        let grads = (super::gelu(out) * w).sum().backward();
+        [q, k, v]
+            .iter()
+            .map(|x| x.grad(&grads).unwrap().into_data())
+            .collect()
+    }
+
+    #[test]
+    fn gradient_checkpointing_gives_the_same_gradients() {
+        let flex = Device::flex();
+        let values = [0, 1, 2, 3]
+            .map(|_| Tensor::<4>::random([2, 3, 40, 8], Distribution::Default, &flex).into_data());
+        let plain = grads(&Device::flex().autodiff(), &values);
+        let checkpointed = grads(&Device::flex().autodiff().gradient_checkpointing(), &values);
+        for (a, b) in plain.iter().zip(&checkpointed) {
+            a.assert_approx_eq::<f32>(b, Tolerance::absolute(1e-6));
+        }
+    }
+}
