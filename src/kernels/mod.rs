@@ -1,15 +1,18 @@
-//! CPU kernels behind burn's backend boundary.
+//! CPU kernels behind burn's backend boundary, for the three ops of the AST where burn-flex /
+//! burn-autodiff left the most time (BENCHMARKS.md): attention (burn-autodiff composes it and
+//! keeps every score matrix for the backward), exact GELU (burn-flex evaluates `erf` one element
+//! at a time through libm) and LayerNorm (burn-autodiff differentiates its composition).
 //!
-//! burn-flex (the default CPU backend) evaluates `erf` one element at a time through libm, so
-//! the exact GELU of the AST MLP was ≈ 15 % of a long forward pass (BENCHMARKS.md). This module
-//! adds it as a burn backend extension: a vectorised kernel for burn-flex with a handwritten
-//! backward for burn-autodiff; other backends compose burn's own tensor ops.
+//! They are a burn backend extension (`extension.rs`): vectorised kernels for burn-flex with
+//! handwritten backward steps for burn-autodiff; other backends keep burn's own ops.
 
 #[cfg(feature = "flex")]
 pub mod attention;
 #[cfg(feature = "flex")]
 mod extension;
 pub mod gelu;
+#[cfg(feature = "flex")]
+pub mod layer_norm;
 pub(crate) mod math;
 
 use burn::tensor::Tensor;
@@ -45,6 +48,26 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         None,
         burn::tensor::ops::AttentionModuleOptions::default(),
     )
+}
+
+/// `norm` applied to `x` (LayerNorm over the last dim); `epsilon` must be the one `norm` was
+/// made with (burn keeps it private).
+///
+/// On burn-flex (with or without autodiff) a LayerNorm with a shift runs the row kernel of
+/// [`layer_norm`] with its own backward; elsewhere it is `norm.forward`.
+pub fn layer_norm<const D: usize>(
+    norm: &burn::nn::LayerNorm,
+    epsilon: f64,
+    x: Tensor<D>,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if extension::runs_on_flex(&x) {
+        if let Some(beta) = &norm.beta {
+            return extension::layer_norm(x, norm.gamma.val(), beta.val(), epsilon);
+        }
+    }
+    let _ = epsilon;
+    norm.forward(x)
 }
 
 /// The exact GELU from burn tensor ops (`erf` included), differentiated op by op.
@@ -187,6 +210,68 @@ mod checkpointing_tests {
         let checkpointed = grads(&Device::flex().autodiff().gradient_checkpointing(), &values);
         for (a, b) in plain.iter().zip(&checkpointed) {
             a.assert_approx_eq::<f32>(b, Tolerance::absolute(1e-6));
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod layer_norm_tests {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+
+    /// Against burn's `LayerNorm` (forward, and x / γ / β gradients under autodiff), with
+    /// non-trivial γ, β, rows of 37 (not a multiple of the SIMD lanes) and a strided input.
+    #[test]
+    fn matches_burn_layer_norm_forward_and_gradients() {
+        let eps = 1e-5;
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let mut norm = LayerNormConfig::new(37).with_epsilon(eps).init(&device);
+            norm.gamma = Param::from_tensor(Tensor::random(
+                [37],
+                Distribution::Normal(1.0, 0.5),
+                &device,
+            ));
+            norm.beta = Some(Param::from_tensor(Tensor::random(
+                [37],
+                Distribution::Default,
+                &device,
+            )));
+            let x = Tensor::<3>::random([3, 37, 70], Distribution::Normal(2.0, 3.0), &device)
+                .swap_dims(1, 2);
+            let x = if device.is_autodiff() {
+                x.require_grad()
+            } else {
+                x
+            };
+            let ours = super::layer_norm(&norm, eps, x.clone());
+            let burns = norm.forward(x.clone());
+            ours.to_data()
+                .assert_approx_eq::<f32>(&burns.to_data(), Tolerance::absolute(2e-5));
+            if !device.is_autodiff() {
+                continue;
+            }
+            let w = Tensor::<3>::random(ours.dims(), Distribution::Default, &device);
+            let g_ours = (ours * w.clone()).sum().backward();
+            let g_burn = (burns * w).sum().backward();
+            let beta = norm.beta.as_ref().unwrap().val();
+            let pairs = [
+                (
+                    x.grad(&g_ours).unwrap().into_data(),
+                    x.grad(&g_burn).unwrap().into_data(),
+                ),
+                (
+                    norm.gamma.val().grad(&g_ours).unwrap().into_data(),
+                    norm.gamma.val().grad(&g_burn).unwrap().into_data(),
+                ),
+                (
+                    beta.grad(&g_ours).unwrap().into_data(),
+                    beta.grad(&g_burn).unwrap().into_data(),
+                ),
+            ];
+            for (a, b) in pairs {
+                a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-4));
+            }
         }
     }
 }

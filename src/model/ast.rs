@@ -25,6 +25,9 @@ pub struct AstModel {
     /// Number of input frames the position embeddings are made for.
     #[module(skip)]
     pub max_length: usize,
+    /// Epsilon of the final LayerNorm (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 /// Outputs of [`AstModel::forward_all`].
@@ -47,6 +50,7 @@ impl AstModel {
                 .collect(),
             norm: init::layer_norm(config, config.hidden_size, device),
             max_length,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -68,6 +72,7 @@ impl AstModel {
                 .pp("layernorm")
                 .layer_norm(config.hidden_size, config.layer_norm_eps),
             max_length,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -79,7 +84,12 @@ impl AstModel {
             .layers
             .iter()
             .fold(self.embeddings.forward(input), |x, layer| layer.forward(x));
-        self.norm.forward(x)
+        self.final_norm(x)
+    }
+
+    /// The final LayerNorm (`layernorm`, through [`crate::kernels::layer_norm`]).
+    pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        crate::kernels::layer_norm(&self.norm, self.layer_norm_eps, x)
     }
 
     /// Forward pass that keeps every intermediate hidden state.
@@ -89,9 +99,7 @@ impl AstModel {
             let next = layer.forward(hidden_states.last().expect("non-empty").clone());
             hidden_states.push(next);
         }
-        let last_hidden_state = self
-            .norm
-            .forward(hidden_states.last().expect("non-empty").clone());
+        let last_hidden_state = self.final_norm(hidden_states.last().expect("non-empty").clone());
         AstOutput {
             hidden_states,
             last_hidden_state,

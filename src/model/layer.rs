@@ -25,6 +25,9 @@ pub struct EncoderLayer {
     /// MLP activation.
     #[module(skip)]
     pub activation: Activation,
+    /// Epsilon of both LayerNorms (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 impl EncoderLayer {
@@ -39,6 +42,7 @@ impl EncoderLayer {
             mlp_in: init::linear(config, d, i, true, device),
             mlp_out: init::linear(config, i, d, true, device),
             activation: config.activation().expect("validated config"),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -54,6 +58,7 @@ impl EncoderLayer {
             mlp_in: path.pp("intermediate.dense").linear(d, i, true),
             mlp_out: path.pp("output.dense").linear(i, d, true),
             activation: config.activation().expect("validated config"),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -63,11 +68,21 @@ impl EncoderLayer {
             .forward(self.activation.forward(self.mlp_in.forward(x)))
     }
 
+    /// `layernorm_before` (LayerNorm through [`crate::kernels::layer_norm`]).
+    pub fn norm_before_attention(&self, x: Tensor<3>) -> Tensor<3> {
+        crate::kernels::layer_norm(&self.norm_attention, self.layer_norm_eps, x)
+    }
+
+    /// `layernorm_after` (LayerNorm through [`crate::kernels::layer_norm`]).
+    pub fn norm_before_mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        crate::kernels::layer_norm(&self.norm_mlp, self.layer_norm_eps, x)
+    }
+
     /// # Shapes
     /// - x: `[batch, tokens, d]`
     /// - output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = x.clone() + self.attention.forward(self.norm_attention.forward(x));
-        h.clone() + self.mlp(self.norm_mlp.forward(h))
+        let h = x.clone() + self.attention.forward(self.norm_before_attention(x));
+        h.clone() + self.mlp(self.norm_before_mlp(h))
     }
 }

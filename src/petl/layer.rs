@@ -110,11 +110,11 @@ pub fn forward(
     h: Tensor<3>,
     double_add_mhsa_moa: bool,
 ) -> Tensor<3> {
-    let z1 = base.norm_attention.forward(h.clone());
+    let z1 = base.norm_before_attention(h.clone());
     let h1 = h + hooks
         .mhsa
         .apply(z1.clone(), |z| attention(&base.attention, hooks, z));
-    let z2 = base.norm_mlp.forward(h1.clone());
+    let z2 = base.norm_before_mlp(h1.clone());
     let mut out = h1 + hooks.ffn.apply(z2, |z| base.mlp(z));
     if double_add_mhsa_moa {
         if let Some(moa) = &hooks.mhsa.moa {

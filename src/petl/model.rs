@@ -189,7 +189,7 @@ impl PetlModel {
             }
             x = layer::forward(base, hooks, x, double_add);
         }
-        self.ast.norm.forward(x)
+        self.ast.final_norm(x)
     }
 
     /// The head input: mean of all tokens, or the CLS token.

@@ -1,0 +1,141 @@
+//! The kernels of [`crate::kernels`] as a burn backend extension (`#[backend_extension]`):
+//! burn-flex runs them directly; burn-autodiff over burn-flex records a handwritten backward
+//! step for each. Inputs the kernels do not take (other dtypes, mismatched shapes) go to burn's
+//! own ops.
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::tensor::{Device, Tensor};
+
+mod attention;
+mod gelu;
+mod layer_norm;
+
+/// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedKernels: Backend {
+    /// Exact GELU.
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `grad · gelu'(x)`.
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `softmax(qkᵀ/√dh)·v` per head; q `[b, h, nq, dh]`, k and v `[b, h, nk, dh]`.
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// LayerNorm over the last dim with scale `gamma` and shift `beta` (`[d]` each).
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether `x` lives on burn-flex (possibly under autodiff), the backend with these kernels.
+pub fn runs_on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    x.device().inner() == Device::flex()
+}
+
+/// [`FusedKernels::gelu_exact`] on a high-level tensor (which must be on burn-flex).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedKernels>::gelu_exact(x.into_dispatch()))
+}
+
+/// [`FusedKernels::attention`] on high-level tensors (which must be on burn-flex).
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedKernels>::attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+    ))
+}
+
+/// [`FusedKernels::layer_norm`] on high-level tensors (which must be on burn-flex).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedKernels>::layer_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    ))
+}
+
+/// A contiguous `f32` copy-free view of `x`, or a contiguous copy when `x` is strided.
+fn contiguous(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    }
+}
+
+impl FusedKernels for Flex {
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        gelu::forward(x)
+    }
+
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        gelu::backward(x, grad)
+    }
+
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        attention::forward(q, k, v)
+    }
+
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::forward(x, gamma, beta, epsilon)
+    }
+}
+
+impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        gelu::autodiff_forward::<C>(x)
+    }
+
+    /// Not differentiable itself (no second derivatives through GELU): the result is a constant.
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(Flex::gelu_exact_backward(
+            x.into_primitive(),
+            grad.into_primitive(),
+        ))
+    }
+
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        attention::autodiff_forward::<C>(q, k, v)
+    }
+
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::autodiff_forward::<C>(x, gamma, beta, epsilon)
+    }
+}
+
+/// The elements of a contiguous `f32` tensor.
+fn f32_slice(t: &FloatTensor<Flex>) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32")
+}
