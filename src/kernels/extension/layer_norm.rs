@@ -18,7 +18,7 @@ pub fn forward(
     epsilon: f64,
 ) -> FloatTensor<Flex> {
     if !all_f32(&[&x, &gamma, &beta]) {
-        return <Flex>::layer_norm_op(x, gamma, beta, epsilon);
+        return burn_layer_norm::<Flex>(x, gamma, beta, epsilon);
     }
     layer_norm_forward(
         &contiguous(x),
@@ -37,7 +37,7 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
     epsilon: f64,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     if !all_f32(&[x.primitive(), gamma.primitive(), beta.primitive()]) {
-        return <Autodiff<Flex, C>>::layer_norm_op(x, gamma, beta, epsilon);
+        return burn_layer_norm::<Autodiff<Flex, C>>(x, gamma, beta, epsilon);
     }
     let nodes = [x.node(), gamma.node(), beta.node()];
     let (x, gamma, beta) = (
@@ -64,19 +64,15 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
     }
 }
 
-trait LayerNormOp: Backend {
-    /// burn's own `layer_norm` op (other dtypes).
-    fn layer_norm_op(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        <Self as burn::backend::ops::ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon)
-    }
+/// burn's own `layer_norm` op (other dtypes).
+fn burn_layer_norm<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    <B as burn::backend::ops::ModuleOps<B>>::layer_norm(x, gamma, Some(beta), epsilon)
 }
-
-impl<B: Backend> LayerNormOp for B {}
 
 fn all_f32(xs: &[&FloatTensor<Flex>]) -> bool {
     xs.iter().all(|x| x.dtype() == DType::F32)
