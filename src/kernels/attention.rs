@@ -184,22 +184,24 @@ pub fn forward(q: Heads, k: Heads, v: Heads, scale: f32, out: &mut [f32], lse: &
 }
 
 /// Gradients of [`forward`] with respect to q, k and v (each written contiguous
-/// `[b, h, rows, d]`), given the forward's output `o` and `lse` and the output gradient `dout`.
+/// `[b, h, rows, d]`), given the forward's `lse` and the output gradient `dout`.
+///
+/// FlashAttention's backward needs `delta_i = Σ_j p_ij·dp_ij` per query row; it usually reads
+/// it as `o_i · dout_i`, which would keep the forward output alive until the backward. Each tile
+/// here holds whole rows of `p` and `dp`, so `delta` comes from them and the output is not kept
+/// (under a frozen output projection nothing else keeps it).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     q: Heads,
     k: Heads,
     v: Heads,
-    o: Heads,
     dout: Heads,
     lse: &[f32],
     scale: f32,
     [dq, dk, dv]: [&mut [f32]; 3],
 ) {
     let (batch, heads, nq, nk, d) = dims(&q, &k, &v);
-    assert_eq!(o.shape, q.shape, "attention backward: output shape");
     assert_eq!(dout.shape, q.shape, "attention backward: gradient shape");
-    o.check("output");
     dout.check("output gradient");
     assert_eq!(
         lse.len(),
@@ -229,7 +231,7 @@ pub fn backward(
     let task = |bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
         let (b, h) = (bh / heads, bh % heads);
         let (q0, k0, v0) = (q.head(b, h), k.head(b, h), v.head(b, h));
-        let (o0, g0) = (o.head(b, h), dout.head(b, h));
+        let g0 = dout.head(b, h);
         let lse = &lse[bh * nq..(bh + 1) * nq];
         let mut probs = vec![0.0f32; BLOCK.min(nq) * nk];
         let mut dprobs = vec![0.0f32; BLOCK.min(nq) * nk];
@@ -268,11 +270,8 @@ pub fn backward(
                 .zip(dprobs.chunks_exact_mut(nk))
                 .enumerate()
             {
-                let row = start + i;
-                let o_row = &o.data[o0 + row * o.row_stride()..][..d];
-                let g_row = &dout.data[g0 + row * dout.row_stride()..][..d];
-                let delta: f32 = o_row.iter().zip(g_row).map(|(o, g)| o * g).sum();
-                simd::probs_and_score_grads(p, dp, scale, lse[row], delta);
+                let delta = simd::probs_and_delta(p, dp, scale, lse[start + i]);
+                simd::score_grads(p, dp, scale, delta);
             }
             unsafe {
                 // dv += pᵀ·dout, dq = ds·k, dk += dsᵀ·q
@@ -401,12 +400,34 @@ mod simd {
         sum + acc.iter().sum::<f32>()
     }
 
-    /// Scores → probabilities `p = exp(s·x − lse)` and `dp` → score gradients
-    /// `s·p·(dp − delta)`, in place.
+    /// Scores → probabilities `p = exp(s·x − lse)` in place; returns `delta = Σ p·dp`.
     #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
-    pub fn probs_and_score_grads(p: &mut [f32], dp: &mut [f32], scale: f32, lse: f32, delta: f32) {
-        for (p, dp) in p.iter_mut().zip(dp.iter_mut()) {
+    pub fn probs_and_delta(p: &mut [f32], dp: &[f32], scale: f32, lse: f32) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let mut p_chunks = p.chunks_exact_mut(LANES);
+        let mut dp_chunks = dp.chunks_exact(LANES);
+        for (p, dp) in (&mut p_chunks).zip(&mut dp_chunks) {
+            for ((a, p), dp) in acc.iter_mut().zip(p).zip(dp) {
+                *p = super::exp(*p * scale - lse);
+                *a += *p * dp;
+            }
+        }
+        let mut sum = 0.0;
+        for (p, dp) in p_chunks
+            .into_remainder()
+            .iter_mut()
+            .zip(dp_chunks.remainder())
+        {
             *p = super::exp(*p * scale - lse);
+            sum += *p * dp;
+        }
+        sum + acc.iter().sum::<f32>()
+    }
+
+    /// `dp` → score gradients `s·p·(dp − delta)`, in place.
+    #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
+    pub fn score_grads(p: &[f32], dp: &mut [f32], scale: f32, delta: f32) {
+        for (p, dp) in p.iter().zip(dp.iter_mut()) {
             *dp = scale * *p * (*dp - delta);
         }
     }

@@ -45,13 +45,7 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
     {
         OpsKind::Tracked(prep) => {
             let (out, lse) = attention_forward(&q, &k, &v);
-            let state = AttentionState {
-                q,
-                k,
-                v,
-                out: out.clone(),
-                lse,
-            };
+            let state = AttentionState { q, k, v, lse };
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(attention_forward(&q, &k, &v).0),
@@ -132,13 +126,13 @@ fn attention_forward(
     (out, lse)
 }
 
-/// What the attention backward step keeps: the inputs, the output and the log-sum-exp.
+/// What the attention backward step keeps: the inputs and the log-sum-exp (not the output:
+/// see [`crate::kernels::attention::backward`]).
 #[derive(Debug, Clone)]
 struct AttentionState {
     q: FloatTensor<Flex>,
     k: FloatTensor<Flex>,
     v: FloatTensor<Flex>,
-    out: FloatTensor<Flex>,
     lse: Vec<f32>,
 }
 
@@ -150,7 +144,7 @@ impl Backward<Flex, 3> for AttentionBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = viewable(grads.consume::<Flex>(&ops.node));
-        let AttentionState { q, k, v, out, lse } = ops.state;
+        let AttentionState { q, k, v, lse } = ops.state;
         let view = |x| heads_view(x).expect("viewable attention operand");
         let mut dq = FloatTensor::<Flex>::empty(q.layout().shape().clone(), DType::F32);
         let mut dk = FloatTensor::<Flex>::empty(k.layout().shape().clone(), DType::F32);
@@ -159,7 +153,6 @@ impl Backward<Flex, 3> for AttentionBackward {
             view(&q),
             view(&k),
             view(&v),
-            view(&out),
             view(&grad),
             &lse,
             default_scale(&q),
