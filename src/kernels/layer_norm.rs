@@ -3,8 +3,44 @@
 //!
 //! Under burn-autodiff, burn's `layer_norm` is differentiated through its composition (mean,
 //! subtract, square, mean, sqrt, divide, scale, shift), ≈ 25× the time of the forward; the
-//! backward here is one pass per row from the saved `μ` and `rstd`:
+//! backward here is one pass per row from the saved `rstd` and the normalised row `x̂`:
 //! `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))` with `g = dy·γ`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
+//!
+//! `x̂` comes from what the forward kept ([`Saved`]): the input (`x̂ = (x − μ)·rstd`) or, as in
+//! Apex's memory-efficient LayerNorm, the output (`x̂ = (y − β)/γ`). The output is usually kept
+//! anyway by the layer after the norm when its weight trains (a Linear's weight gradient needs its
+//! input), and then the input need not be kept at all.
+
+/// The largest `|β/γ|` of any channel for which [`Saved::Output`] is used: `x̂ = (y − β)/γ`
+/// carries `y`'s rounding error times `1 + |β/γ|` (here ≤ 101 · 2⁻²⁴ ≈ 6·10⁻⁶ relative).
+pub const MAX_BETA_OVER_GAMMA: f32 = 100.0;
+
+/// Whether `x̂` may be recovered from the output: every `γ` nonzero and `|β| ≤ 100·|γ|`
+/// (see [`MAX_BETA_OVER_GAMMA`]).
+pub fn output_invertible(gamma: &[f32], beta: &[f32]) -> bool {
+    gamma
+        .iter()
+        .zip(beta)
+        .all(|(g, b)| g.is_finite() && b.abs() <= MAX_BETA_OVER_GAMMA * g.abs() && *g != 0.0)
+}
+
+/// What the backward reads `x̂` from.
+#[derive(Debug, Clone, Copy)]
+pub enum Saved<'a> {
+    /// The forward's input and each row's mean.
+    Input { x: &'a [f32], mean: &'a [f32] },
+    /// The forward's output and `β` (requires [`output_invertible`]).
+    Output { y: &'a [f32], beta: &'a [f32] },
+}
+
+impl Saved<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Saved::Input { x, .. } => x.len(),
+            Saved::Output { y, .. } => y.len(),
+        }
+    }
+}
 
 /// Rows per parallel task.
 #[cfg(not(target_family = "wasm"))]
@@ -49,86 +85,88 @@ pub fn forward(
 }
 
 /// `dx` (when asked) and `(dγ, dβ)` (when asked) of [`forward`] for the output gradient `dy`.
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
-    x: &[f32],
+    saved: Saved,
     d: usize,
     gamma: &[f32],
-    mean: &[f32],
     rstd: &[f32],
     dy: &[f32],
     dx: Option<&mut [f32]>,
     want_params: bool,
 ) -> Option<(Vec<f32>, Vec<f32>)> {
-    check(x.len(), d, gamma, mean.len());
-    assert_eq!(dy.len(), x.len(), "layer norm backward: gradient length");
-    assert_eq!(rstd.len(), mean.len(), "layer norm backward: rstd length");
+    let len = saved.len();
+    check(len, d, gamma, rstd.len());
+    assert_eq!(dy.len(), len, "layer norm backward: gradient length");
+    let inv_gamma: Vec<f32> = match saved {
+        Saved::Input { mean, .. } => {
+            assert_eq!(mean.len(), rstd.len(), "layer norm backward: mean length");
+            Vec::new()
+        }
+        Saved::Output { beta, .. } => {
+            assert_eq!(beta.len(), d, "layer norm backward: beta length");
+            gamma.iter().map(|g| 1.0 / g).collect()
+        }
+    };
+    // `x̂` of rows `first..first + rows.len()/d` into `x_hat`, row by row.
+    let normalized = |first: usize, row: usize, x_hat: &mut [f32]| match saved {
+        Saved::Input { x, mean } => {
+            let r = first + row;
+            simd::normalize(&x[r * d..][..d], mean[r], rstd[r], x_hat)
+        }
+        Saved::Output { y, beta } => {
+            let r = first + row;
+            simd::unshift(&y[r * d..][..d], beta, &inv_gamma, x_hat)
+        }
+    };
     if let Some(dx) = dx {
-        assert_eq!(dx.len(), x.len(), "layer norm backward: dx length");
-        let rows = |x: &[f32], dy: &[f32], dx: &mut [f32], mean: &[f32], rstd: &[f32]| {
-            for ((((x, dy), dx), &mean), &rstd) in x
-                .chunks_exact(d)
-                .zip(dy.chunks_exact(d))
-                .zip(dx.chunks_exact_mut(d))
-                .zip(mean)
-                .zip(rstd)
-            {
-                simd::input_grad_row(x, dy, gamma, mean, rstd, dx);
+        assert_eq!(dx.len(), len, "layer norm backward: dx length");
+        let rows = |first: usize, dy: &[f32], dx: &mut [f32]| {
+            let mut x_hat = vec![0.0f32; d];
+            for (row, (dy, dx)) in dy.chunks_exact(d).zip(dx.chunks_exact_mut(d)).enumerate() {
+                normalized(first, row, &mut x_hat);
+                simd::input_grad_row(&x_hat, dy, gamma, rstd[first + row], dx);
             }
         };
         #[cfg(not(target_family = "wasm"))]
         {
             use rayon::prelude::*;
-            x.par_chunks(ROWS * d)
-                .zip(dy.par_chunks(ROWS * d))
+            dy.par_chunks(ROWS * d)
                 .zip(dx.par_chunks_mut(ROWS * d))
-                .zip(mean.par_chunks(ROWS).zip(rstd.par_chunks(ROWS)))
-                .for_each(|(((x, dy), dx), (mean, rstd))| rows(x, dy, dx, mean, rstd));
+                .enumerate()
+                .for_each(|(task, (dy, dx))| rows(task * ROWS, dy, dx));
         }
         #[cfg(target_family = "wasm")]
-        rows(x, dy, dx, mean, rstd);
+        rows(0, dy, dx);
     }
-    want_params.then(|| param_grads(x, d, mean, rstd, dy))
-}
-
-/// `(Σ dy·x̂, Σ dy)` over all rows.
-fn param_grads(
-    x: &[f32],
-    d: usize,
-    mean: &[f32],
-    rstd: &[f32],
-    dy: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let partial = |x: &[f32], dy: &[f32], mean: &[f32], rstd: &[f32]| {
-        let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
-        for (((x, dy), &mean), &rstd) in x
-            .chunks_exact(d)
-            .zip(dy.chunks_exact(d))
-            .zip(mean)
-            .zip(rstd)
+    want_params.then(|| {
+        // `(Σ dy·x̂, Σ dy)` over all rows.
+        let partial = |first: usize, dy: &[f32]| {
+            let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+            let mut x_hat = vec![0.0f32; d];
+            for (row, dy) in dy.chunks_exact(d).enumerate() {
+                normalized(first, row, &mut x_hat);
+                simd::param_grad_row(&x_hat, dy, &mut dgamma, &mut dbeta);
+            }
+            (dgamma, dbeta)
+        };
+        #[cfg(not(target_family = "wasm"))]
         {
-            simd::param_grad_row(x, dy, mean, rstd, &mut dgamma, &mut dbeta);
+            use rayon::prelude::*;
+            dy.par_chunks(ROWS * d)
+                .enumerate()
+                .map(|(task, dy)| partial(task * ROWS, dy))
+                .reduce(
+                    || (vec![0.0; d], vec![0.0; d]),
+                    |(mut ga, mut ba), (gb, bb)| {
+                        ga.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
+                        ba.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                        (ga, ba)
+                    },
+                )
         }
-        (dgamma, dbeta)
-    };
-    #[cfg(not(target_family = "wasm"))]
-    {
-        use rayon::prelude::*;
-        x.par_chunks(ROWS * d)
-            .zip(dy.par_chunks(ROWS * d))
-            .zip(mean.par_chunks(ROWS).zip(rstd.par_chunks(ROWS)))
-            .map(|((x, dy), (mean, rstd))| partial(x, dy, mean, rstd))
-            .reduce(
-                || (vec![0.0; d], vec![0.0; d]),
-                |(mut ga, mut ba), (gb, bb)| {
-                    ga.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
-                    ba.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
-                    (ga, ba)
-                },
-            )
-    }
-    #[cfg(target_family = "wasm")]
-    partial(x, dy, mean, rstd)
+        #[cfg(target_family = "wasm")]
+        partial(0, dy)
+    })
 }
 
 fn check(len: usize, d: usize, gamma: &[f32], rows: usize) {
@@ -187,35 +225,36 @@ mod simd {
         (mean, rstd)
     }
 
+    /// `x̂ = (x − mean)·rstd`.
     #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
-    pub fn input_grad_row(
-        x: &[f32],
-        dy: &[f32],
-        gamma: &[f32],
-        mean: f32,
-        rstd: f32,
-        dx: &mut [f32],
-    ) {
-        let n = x.len() as f32;
-        let mean_g = lane_sum(x, |i| dy[i] * gamma[i]) / n;
-        let mean_gx = lane_sum(x, |i| dy[i] * gamma[i] * (x[i] - mean) * rstd) / n;
-        for (((dx, &x), &dy), &g) in dx.iter_mut().zip(x).zip(dy).zip(gamma) {
-            let x_hat = (x - mean) * rstd;
-            *dx = rstd * (dy * g - mean_g - x_hat * mean_gx);
+    pub fn normalize(x: &[f32], mean: f32, rstd: f32, x_hat: &mut [f32]) {
+        for (h, &x) in x_hat.iter_mut().zip(x) {
+            *h = (x - mean) * rstd;
+        }
+    }
+
+    /// `x̂ = (y − β)·(1/γ)`.
+    #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
+    pub fn unshift(y: &[f32], beta: &[f32], inv_gamma: &[f32], x_hat: &mut [f32]) {
+        for (((h, &y), &b), &ig) in x_hat.iter_mut().zip(y).zip(beta).zip(inv_gamma) {
+            *h = (y - b) * ig;
         }
     }
 
     #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
-    pub fn param_grad_row(
-        x: &[f32],
-        dy: &[f32],
-        mean: f32,
-        rstd: f32,
-        dgamma: &mut [f32],
-        dbeta: &mut [f32],
-    ) {
-        for (((dg, db), &x), &dy) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(x).zip(dy) {
-            *dg += dy * (x - mean) * rstd;
+    pub fn input_grad_row(x_hat: &[f32], dy: &[f32], gamma: &[f32], rstd: f32, dx: &mut [f32]) {
+        let n = x_hat.len() as f32;
+        let mean_g = lane_sum(x_hat, |i| dy[i] * gamma[i]) / n;
+        let mean_gx = lane_sum(x_hat, |i| dy[i] * gamma[i] * x_hat[i]) / n;
+        for (((dx, &h), &dy), &g) in dx.iter_mut().zip(x_hat).zip(dy).zip(gamma) {
+            *dx = rstd * (dy * g - mean_g - h * mean_gx);
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
+    pub fn param_grad_row(x_hat: &[f32], dy: &[f32], dgamma: &mut [f32], dbeta: &mut [f32]) {
+        for (((dg, db), &h), &dy) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(x_hat).zip(dy) {
+            *dg += dy * h;
             *db += dy;
         }
     }

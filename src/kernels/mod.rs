@@ -221,22 +221,35 @@ mod layer_norm_tests {
     use burn::tensor::{Device, Distribution, Tensor, Tolerance};
 
     /// Against burn's `LayerNorm` (forward, and x / γ / β gradients under autodiff), with
-    /// non-trivial γ, β, rows of 37 (not a multiple of the SIMD lanes) and a strided input.
+    /// non-trivial γ, β, rows of 37 (not a multiple of the SIMD lanes) and a strided input; once
+    /// with γ, β from which the backward recovers `x̂` from the output, once with a zero γ that
+    /// makes it keep the input.
     #[test]
     fn matches_burn_layer_norm_forward_and_gradients() {
         let eps = 1e-5;
+        let beta: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
+        let invertible: Vec<f32> = (0..37)
+            .map(|i| 0.3 + (i as f32 * 0.71).cos().abs())
+            .collect();
+        let mut with_zero = invertible.clone();
+        with_zero[5] = 0.0;
+        assert!(crate::kernels::layer_norm::output_invertible(
+            &invertible,
+            &beta
+        ));
+        assert!(!crate::kernels::layer_norm::output_invertible(
+            &with_zero, &beta
+        ));
+        for gamma in [invertible, with_zero] {
+            check_against_burn(eps, &gamma, &beta);
+        }
+    }
+
+    fn check_against_burn(eps: f64, gamma: &[f32], beta: &[f32]) {
         for device in [Device::flex(), Device::flex().autodiff()] {
             let mut norm = LayerNormConfig::new(37).with_epsilon(eps).init(&device);
-            norm.gamma = Param::from_tensor(Tensor::random(
-                [37],
-                Distribution::Normal(1.0, 0.5),
-                &device,
-            ));
-            norm.beta = Some(Param::from_tensor(Tensor::random(
-                [37],
-                Distribution::Default,
-                &device,
-            )));
+            norm.gamma = Param::from_tensor(Tensor::from_floats(gamma, &device));
+            norm.beta = Some(Param::from_tensor(Tensor::from_floats(beta, &device)));
             let x = Tensor::<3>::random([3, 37, 70], Distribution::Normal(2.0, 3.0), &device)
                 .swap_dims(1, 2);
             let x = if device.is_autodiff() {

@@ -9,6 +9,7 @@ use burn::backend::{Autodiff, Backend, Flex};
 use burn::tensor::DType;
 
 use super::{contiguous, f32_slice};
+use crate::kernels::layer_norm;
 
 /// [`super::FusedKernels::layer_norm`] on burn-flex.
 pub fn forward(
@@ -52,12 +53,16 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let state = LayerNormState {
-                x,
-                gamma,
-                mean,
-                rstd,
+            let invertible = layer_norm::output_invertible(f32_slice(&gamma), f32_slice(&beta));
+            let kept = if invertible {
+                Kept::Output {
+                    y: out.clone(),
+                    beta,
+                }
+            } else {
+                Kept::Input { x, mean }
             };
+            let state = LayerNormState { kept, gamma, rstd };
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),
@@ -89,7 +94,7 @@ fn layer_norm_forward(
     let rows = x.layout().num_elements() / d.max(1);
     let mut out = FloatTensor::<Flex>::empty(x.layout().shape().clone(), DType::F32);
     let (mut mean, mut rstd) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-    crate::kernels::layer_norm::forward(
+    layer_norm::forward(
         f32_slice(x),
         d,
         f32_slice(gamma),
@@ -102,13 +107,49 @@ fn layer_norm_forward(
     (out, mean, rstd)
 }
 
-/// What the LayerNorm backward step keeps: the input, the scale and the row statistics.
+/// What the LayerNorm backward step keeps: the output and `β` when `x̂` can be recovered from
+/// them (the output is then shared with whichever later op keeps it, and the input can go), else
+/// the input and the row means; always `γ` and the rows' `rstd`.
 #[derive(Debug, Clone)]
 struct LayerNormState {
-    x: FloatTensor<Flex>,
+    kept: Kept,
     gamma: FloatTensor<Flex>,
-    mean: Vec<f32>,
     rstd: Vec<f32>,
+}
+
+/// See [`layer_norm::Saved`].
+#[derive(Debug, Clone)]
+enum Kept {
+    Input {
+        x: FloatTensor<Flex>,
+        mean: Vec<f32>,
+    },
+    Output {
+        y: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+    },
+}
+
+impl Kept {
+    fn saved(&self) -> layer_norm::Saved<'_> {
+        match self {
+            Kept::Input { x, mean } => layer_norm::Saved::Input {
+                x: f32_slice(x),
+                mean,
+            },
+            Kept::Output { y, beta } => layer_norm::Saved::Output {
+                y: f32_slice(y),
+                beta: f32_slice(beta),
+            },
+        }
+    }
+
+    fn shape(&self) -> burn::tensor::Shape {
+        match self {
+            Kept::Input { x, .. } => x.layout().shape().clone(),
+            Kept::Output { y, .. } => y.layout().shape().clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -119,22 +160,16 @@ impl Backward<Flex, 3> for LayerNormBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let LayerNormState {
-            x,
-            gamma,
-            mean,
-            rstd,
-        } = ops.state;
+        let LayerNormState { kept, gamma, rstd } = ops.state;
         let [x_node, gamma_node, beta_node] = ops.parents;
         let d = gamma.layout().num_elements();
         let mut dx = x_node
             .as_ref()
-            .map(|_| FloatTensor::<Flex>::empty(x.layout().shape().clone(), DType::F32));
-        let params = crate::kernels::layer_norm::backward(
-            f32_slice(&x),
+            .map(|_| FloatTensor::<Flex>::empty(kept.shape(), DType::F32));
+        let params = layer_norm::backward(
+            kept.saved(),
             d,
             f32_slice(&gamma),
-            &mean,
             &rstd,
             f32_slice(&dy),
             dx.as_mut().map(|dx| dx.storage_mut::<f32>()),
