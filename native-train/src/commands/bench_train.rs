@@ -30,8 +30,10 @@ pub struct Args {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Recompute memory-bound activations (element-wise ops, softmax) in the backward pass
-    /// instead of keeping them: less peak memory for slightly more compute.
+    /// burn's balanced gradient checkpointing: recompute memory-bound activations (element-wise
+    /// ops, softmax) in the backward pass instead of keeping them. Less peak memory on ndarray
+    /// and wgpu; more on the default cpu backend, whose fused kernels keep only what the
+    /// backward needs (BENCHMARKS.md).
     #[arg(long)]
     gradient_checkpointing: bool,
     /// Name of the case in the output.

@@ -91,8 +91,10 @@ pub struct Args {
     /// Refuse clips longer than this many seconds (judged from the wav header).
     #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
     max_seconds: f64,
-    /// Recompute memory-bound activations (element-wise ops, softmax) in the backward pass
-    /// instead of keeping them: less peak memory for slightly more compute.
+    /// burn's balanced gradient checkpointing: recompute memory-bound activations (element-wise
+    /// ops, softmax) in the backward pass instead of keeping them. Less peak memory on ndarray
+    /// and wgpu; more on the default cpu backend, whose fused kernels keep only what the
+    /// backward needs (BENCHMARKS.md).
     #[arg(long)]
     gradient_checkpointing: bool,
     /// Run folder to write.
