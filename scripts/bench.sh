@@ -8,6 +8,7 @@
 #   BACKENDS="cpu ndarray"  CPU backends of the forward benchmark (cpu = burn-flex)
 #   TRAIN_BACKENDS="cpu"    backends of the training-step benchmark
 #   THREADS=2               rayon / torch threads
+#   ROUNDS=2                rounds of the forward benchmark (ours, then PyTorch, per round)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/petl-ast-target}"
@@ -16,19 +17,25 @@ OUT_DIR="${OUT_DIR:-target/bench}"
 PYTHON="${PYTHON:-python3}"
 BACKENDS="${BACKENDS:-cpu ndarray}"
 TRAIN_BACKENDS="${TRAIN_BACKENDS:-cpu}"
+ROUNDS="${ROUNDS:-2}"
 QUICK=""
-[ "${1:-}" = "--quick" ] && QUICK="--quick"
+[ "${1:-}" = "--quick" ] && { QUICK="--quick"; ROUNDS=1; }
 mkdir -p "$OUT_DIR"
 # Both CPU backends in one binary (`cpu` = flex is the default feature).
 cargo build --release -q -p native-train --features ndarray
 BIN="$CARGO_TARGET_DIR/release/native-train"
 export RAYON_NUM_THREADS="$THREADS"
 
+# The forward benchmark in ROUNDS rounds, ours and PyTorch alternating, so that a slow period of
+# this shared machine does not land on one side only; the tables take the best run of any round.
 : > "$OUT_DIR/rust.jsonl"
-for backend in $BACKENDS; do
-  "$BIN" bench --backend "$backend" $QUICK >> "$OUT_DIR/rust.jsonl"
+: > "$OUT_DIR/pytorch.jsonl"
+for _ in $(seq "$ROUNDS"); do
+  for backend in $BACKENDS; do
+    "$BIN" bench --backend "$backend" $QUICK >> "$OUT_DIR/rust.jsonl"
+  done
+  "$PYTHON" scripts/bench_pytorch.py --threads "$THREADS" $QUICK >> "$OUT_DIR/pytorch.jsonl"
 done
-"$PYTHON" scripts/bench_pytorch.py --threads "$THREADS" $QUICK > "$OUT_DIR/pytorch.jsonl"
 # This crate's CPU kernels against the burn ops they replace (burn-flex only).
 KERNEL_CASES="1x1024,8x500"
 [ -n "$QUICK" ] && KERNEL_CASES="1x100"

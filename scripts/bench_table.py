@@ -1,13 +1,33 @@
 """Markdown tables from the JSON lines of `native-train bench`, `bench-train` and
-`scripts/bench_pytorch.py` (see scripts/bench.sh)."""
+`scripts/bench_pytorch.py` (see scripts/bench.sh).
+
+A case measured in several rounds (bench.sh's ROUNDS, ours and PyTorch alternating) is one row:
+`best` is the fastest run of any round (this VM's noise only ever adds time, so the minimum is the
+stable statistic), `median` the median of the rounds' medians; peak RSS is the largest."""
 import json
+import statistics
 import sys
-from collections import defaultdict
+
+KEY_FIELDS = ("impl", "case", "method", "batch", "max_length", "pass", "tokens")
 
 
 def load(path):
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip().startswith("{")]
+        rows = [json.loads(line) for line in f if line.strip().startswith("{")]
+    merged = {}
+    for r in rows:
+        key = tuple(r.get(k) for k in KEY_FIELDS)
+        merged.setdefault(key, []).append(r)
+    out = []
+    for group in merged.values():
+        r = dict(group[0])
+        r["seconds_min"] = min(g.get("seconds_min", g["seconds_median"]) for g in group)
+        r["seconds_median"] = statistics.median(g["seconds_median"] for g in group)
+        rss = [g["peak_rss_mb"] for g in group if g.get("peak_rss_mb") is not None]
+        r["peak_rss_mb"] = max(rss) if rss else None
+        r["rounds"] = len(group)
+        out.append(r)
+    return out
 
 
 def forward_gflop(batch, length):
@@ -44,14 +64,15 @@ def main(rust_path, torch_path, train_path=None, kernels_path=None):
         (r for r in rows if r["impl"] != "pytorch"),
         key=lambda r: (r["case"], r["batch"], r["max_length"] or 0, r["impl"]),
     )
-    print("| case | batch | max_length | PyTorch s | ours | ours s | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s | peak RSS ours / PyTorch MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | batch | max_length | PyTorch best s | ours | ours best s | ours / PyTorch (best) | (median) | ours GFLOP/s | PyTorch GFLOP/s | peak RSS ours / PyTorch MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ours:
         case, batch, length = r["case"], r["batch"], r["max_length"] or 0
         t = torch_rows.get((case, batch, length))
-        ts = t["seconds_median"] if t else None
-        bs = r["seconds_median"]
+        ts = t["seconds_min"] if t else None
+        bs = r["seconds_min"]
         ratio = f"{bs / ts:.2f}" if ts else "–"
+        ratio_median = f"{r['seconds_median'] / t['seconds_median']:.2f}" if t else "–"
         gf = forward_gflop(batch, length) if case == "forward" else None
         ours_gf = f"{gf / bs:.0f}" if gf else "–"
         torch_gf = f"{gf / ts:.0f}" if gf and ts else "–"
@@ -59,25 +80,26 @@ def main(rust_path, torch_path, train_path=None, kernels_path=None):
         label = "fbank (10 s clip)" if case == "fbank_10s" else "forward"
         length = "–" if case == "fbank_10s" else length
         ts = "–" if ts is None else f"{ts:.3f}"
-        print(f"| {label} | {batch} | {length} | {ts} | {r['impl']} | {bs:.3f} | {ratio} | {ours_gf} | {torch_gf} | {rss} |")
+        print(f"| {label} | {batch} | {length} | {ts} | {r['impl']} | {bs:.3f} | {ratio} | {ratio_median} | {ours_gf} | {torch_gf} | {rss} |")
     if train_path:
         train = load(train_path)
         ours = [r for r in train if r["impl"] != "pytorch"]
         torch_steps = {(r["method"], r["max_length"]): r for r in train if r["impl"] == "pytorch"}
         full = {(r["impl"], r["max_length"]): r for r in ours if r["method"] == "full-FT"}
         print()
-        print("| training step (batch 8) | max_length | trainable params | PyTorch s | burn s | burn / PyTorch | vs our full FT | peak RSS burn / PyTorch MB | RSS vs our full FT |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| training step (batch 8) | max_length | trainable params | PyTorch best s | burn best s | burn / PyTorch (best) | (median) | vs our full FT (best) | peak RSS burn / PyTorch MB | RSS vs our full FT |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in ours:
             t = torch_steps.get((r["method"], r["max_length"]))
             base = full.get((r["impl"], r["max_length"]))
-            secs = r["seconds_median"]
-            ts = f"{t['seconds_median']:.2f}" if t else "–"
-            ratio = f"{secs / t['seconds_median']:.2f}" if t else "–"
-            vs_full = f"{secs / base['seconds_median']:.2f}" if base else "–"
+            secs = r["seconds_min"]
+            ts = f"{t['seconds_min']:.2f}" if t else "–"
+            ratio = f"{secs / t['seconds_min']:.2f}" if t else "–"
+            ratio_median = f"{r['seconds_median'] / t['seconds_median']:.2f}" if t else "–"
+            vs_full = f"{secs / base['seconds_min']:.2f}" if base else "–"
             rss = f"{r['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f}" if t else f"{r['peak_rss_mb']:.0f}"
             rss_full = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "–"
-            print(f"| {r['method']} ({r['impl']}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {vs_full} | {rss} | {rss_full} |")
+            print(f"| {r['method']} ({r['impl']}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {ratio_median} | {vs_full} | {rss} | {rss_full} |")
 
     if kernels_path:
         kernel_table(kernels_path)
