@@ -201,6 +201,39 @@ fn trainable_bits<M: Module>(model: &M) -> Vec<(String, Vec<u32>)> {
     bits.out
 }
 
+/// Recomputing each layer's MLP expansion in the backward (`--gradient-checkpointing` on the
+/// cpu backend) changes what the backward keeps, not the gradients: two epochs end at the same
+/// adapters and head, up to summation order.
+#[test]
+fn recomputing_the_mlp_expansion_trains_like_keeping_it() {
+    let train_set = examples(16, 4);
+    // One initialisation for both runs (clones share it; training makes new tensors).
+    let initial = model();
+    let trained = |recompute: bool| {
+        let model = initial.clone().recompute_mlp_in_backward(recompute);
+        assert!(model
+            .ast
+            .layers
+            .iter()
+            .all(|l| l.recompute_mlp == recompute));
+        let (model, _) =
+            train::train(model, &train_set, None, SHAPE, &config(2), &mut |_| {}).unwrap();
+        trainable_bits(&model)
+    };
+    let (kept, recomputed) = (trained(false), trained(true));
+    assert_eq!(kept.len(), recomputed.len());
+    for ((name, a), (other, b)) in kept.iter().zip(&recomputed) {
+        assert_eq!(name, other);
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
+            assert!(
+                (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                "{name}: {x} kept vs {y} recomputed"
+            );
+        }
+    }
+}
+
 /// Metrics without the wall time.
 fn timeless(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
     history
@@ -404,8 +437,12 @@ fn named_params(model: &PetlModel) -> Vec<(String, Vec<f32>)> {
 fn a_linear_probe_on_cached_features_trains_like_the_full_forward() {
     let (train_set, valid) = (examples(24, 5), examples(8, 6));
     let config = config(4);
+    // One initial head for both runs: other tests draw from the same RNG concurrently, so two
+    // seeded constructions need not agree.
+    let model = linear_probe();
+    let initial = named_params(&model);
     let (full, full_history) = train::train(
-        linear_probe(),
+        model.clone(),
         &train_set,
         Some(&valid),
         SHAPE,
@@ -414,7 +451,6 @@ fn a_linear_probe_on_cached_features_trains_like_the_full_forward() {
     )
     .unwrap();
 
-    let model = linear_probe();
     let probe = train::CachedProbe::of(&model, &config).expect("a linear probe");
     let features = train::CachedProbe::feature_model(&model);
     let cache = |set: &[Example]| {
@@ -448,7 +484,7 @@ fn a_linear_probe_on_cached_features_trains_like_the_full_forward() {
         assert!(diff < 1e-4, "{name}: max difference {diff}");
     }
     // The parameters moved: the comparison is not between two untrained models.
-    let moved = named_params(&linear_probe())[3].1 != named_params(&cached)[3].1;
+    let moved = initial[3].1 != named_params(&cached)[3].1;
     assert!(moved);
     // The full model with the probe's weights gives the probe's logits.
     let logits_full = train::predict(&cached, &valid, 8, SHAPE, &mut |_| {});

@@ -5,6 +5,9 @@
 //!
 //! They are a burn backend extension (`extension.rs`): vectorised kernels for burn-flex with
 //! handwritten backward steps for burn-autodiff; other backends keep burn's own ops.
+//!
+//! [`linear_gelu`] is the MLP expansion with a backward that recomputes its product instead of
+//! keeping the GELU input (`--gradient-checkpointing` on the cpu backend).
 
 #[cfg(feature = "flex")]
 pub mod attention;
@@ -68,6 +71,27 @@ pub fn layer_norm<const D: usize>(
     }
     let _ = epsilon;
     norm.forward(x)
+}
+
+/// `gelu(linear(x))`, the MLP's expansion.
+///
+/// With `recompute`, on burn-flex under autodiff, the backward keeps only `x` (and the Linear's
+/// parameters) and recomputes `linear(x)`: the `4·d`-wide GELU input is not kept between the
+/// passes, for one more matmul in the backward. Otherwise, and on other backends, the Linear then
+/// [`gelu`].
+pub fn linear_gelu<const D: usize>(
+    linear: &burn::nn::Linear,
+    x: Tensor<D>,
+    recompute: bool,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if recompute && extension::runs_on_flex(&x) && x.device().is_autodiff() {
+        if let Some(bias) = &linear.bias {
+            return extension::linear_gelu_recomputed(x, linear.weight.val(), bias.val());
+        }
+    }
+    let _ = recompute;
+    gelu(linear.forward(x))
 }
 
 /// The exact GELU from burn tensor ops (`erf` included), differentiated op by op.
@@ -284,6 +308,77 @@ mod layer_norm_tests {
             ];
             for (a, b) in pairs {
                 a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-4));
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod linear_gelu_tests {
+    use burn::module::Param;
+    use burn::nn::LinearConfig;
+    use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+
+    /// Output and the gradients of `x`, `W`, `b` (those tracked) of `sum(w ⊙ linear_gelu(x))`.
+    fn run(
+        recompute: bool,
+        track: [bool; 3],
+        [x, weight, bias, w]: &[TensorData; 4],
+    ) -> Vec<TensorData> {
+        let device = Device::flex().autodiff();
+        let mut linear = LinearConfig::new(13, 37).init(&device);
+        let tracked = |t: Tensor<2>, on: bool| if on { t.require_grad() } else { t };
+        linear.weight = Param::from_tensor(tracked(
+            Tensor::from_data(weight.clone(), &device),
+            track[1],
+        ));
+        let bias = Tensor::<1>::from_data(bias.clone(), &device);
+        linear.bias = Some(Param::from_tensor(if track[2] {
+            bias.require_grad()
+        } else {
+            bias
+        }));
+        let x = Tensor::<3>::from_data(x.clone(), &device);
+        let x = if track[0] { x.require_grad() } else { x };
+        let out = super::linear_gelu(&linear, x.clone(), recompute);
+        let w = Tensor::<3>::from_data(w.clone(), &device);
+        let grads = (out.clone() * w).sum().backward();
+        let mut results = vec![out.into_data()];
+        if track[0] {
+            results.push(x.grad(&grads).unwrap().into_data());
+        }
+        if track[1] {
+            results.push(linear.weight.val().grad(&grads).unwrap().into_data());
+        }
+        if track[2] {
+            let bias = linear.bias.as_ref().unwrap().val();
+            results.push(bias.grad(&grads).unwrap().into_data());
+        }
+        results
+    }
+
+    /// The recomputing backward gives what the Linear then the GELU kernel give, for every
+    /// subset of tracked operands (rows 3 × 29, widths not multiples of the SIMD lanes).
+    #[test]
+    fn recomputing_backward_matches_the_composition() {
+        let flex = Device::flex();
+        let values = [
+            Tensor::<3>::random([3, 29, 13], Distribution::Normal(0.0, 1.5), &flex).into_data(),
+            Tensor::<2>::random([13, 37], Distribution::Normal(0.0, 0.5), &flex).into_data(),
+            Tensor::<1>::random([37], Distribution::Default, &flex).into_data(),
+            Tensor::<3>::random([3, 29, 37], Distribution::Default, &flex).into_data(),
+        ];
+        for track in [
+            [true, true, true],
+            [true, false, false],
+            [false, true, true],
+            [false, false, true],
+        ] {
+            let ours = run(true, track, &values);
+            let reference = run(false, track, &values);
+            assert_eq!(ours.len(), reference.len());
+            for (a, b) in ours.iter().zip(&reference) {
+                a.assert_approx_eq::<f32>(b, Tolerance::absolute(1e-5));
             }
         }
     }

@@ -28,6 +28,10 @@ pub struct EncoderLayer {
     /// Epsilon of both LayerNorms (`layer_norm_eps`).
     #[module(skip)]
     pub layer_norm_eps: f64,
+    /// Training: recompute the MLP's expansion in the backward instead of keeping its GELU
+    /// input ([`crate::kernels::linear_gelu`]); set by [`EncoderLayer::recompute_mlp_in_backward`].
+    #[module(skip)]
+    pub recompute_mlp: bool,
 }
 
 impl EncoderLayer {
@@ -43,6 +47,7 @@ impl EncoderLayer {
             mlp_out: init::linear(config, i, d, true, device),
             activation: config.activation().expect("validated config"),
             layer_norm_eps: config.layer_norm_eps,
+            recompute_mlp: false,
         }
     }
 
@@ -59,13 +64,24 @@ impl EncoderLayer {
             mlp_out: path.pp("output.dense").linear(i, d, true),
             activation: config.activation().expect("validated config"),
             layer_norm_eps: config.layer_norm_eps,
+            recompute_mlp: false,
         }
     }
 
     /// The MLP without its residual: `W2 act(W1 x)`.
     pub fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        self.mlp_out
-            .forward(self.activation.forward(self.mlp_in.forward(x)))
+        let hidden = match self.activation {
+            Activation::Gelu => crate::kernels::linear_gelu(&self.mlp_in, x, self.recompute_mlp),
+            activation => activation.forward(self.mlp_in.forward(x)),
+        };
+        self.mlp_out.forward(hidden)
+    }
+
+    /// Trades memory for compute in training: with `on`, the MLP's `4·d`-wide GELU input is
+    /// recomputed in the backward instead of kept (on burn-flex; a no-op elsewhere).
+    pub fn recompute_mlp_in_backward(mut self, on: bool) -> Self {
+        self.recompute_mlp = on;
+        self
     }
 
     /// `layernorm_before` (LayerNorm through [`crate::kernels::layer_norm`]).

@@ -234,6 +234,17 @@ impl PetlModel {
         self
     }
 
+    /// Recompute every layer's MLP expansion in the backward instead of keeping its GELU input
+    /// (see [`crate::kernels::linear_gelu`]): less memory per training step, one more matmul per
+    /// layer in the backward.
+    pub fn recompute_mlp_in_backward(mut self, on: bool) -> Self {
+        self.ast.layers = std::mem::take(&mut self.ast.layers)
+            .into_iter()
+            .map(|layer| layer.recompute_mlp_in_backward(on))
+            .collect();
+        self
+    }
+
     /// Number of classes of the head.
     pub fn num_classes(&self) -> usize {
         self.head.weight.dims()[1]

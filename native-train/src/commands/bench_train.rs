@@ -30,10 +30,9 @@ pub struct Args {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// burn's balanced gradient checkpointing: recompute memory-bound activations (element-wise
-    /// ops, softmax) in the backward pass instead of keeping them. Less peak memory on ndarray
-    /// and wgpu; more on the default cpu backend, whose fused kernels keep only what the
-    /// backward needs (BENCHMARKS.md).
+    /// Less peak memory for more compute: on the cpu backend each layer's MLP expansion is
+    /// recomputed in the backward instead of keeping its GELU input; on ndarray, wgpu and cuda,
+    /// burn's balanced gradient checkpointing (recomputes element-wise ops and softmax).
     #[arg(long)]
     gradient_checkpointing: bool,
     /// Name of the case in the output.
@@ -43,14 +42,18 @@ pub struct Args {
 
 /// Runs `bench-train`.
 pub fn run(args: Args) -> Result<()> {
-    let device = super::training_device(args.backend, args.gradient_checkpointing)?;
+    let super::TrainingDevice {
+        device,
+        recompute_mlp,
+    } = super::training_device(args.backend, args.gradient_checkpointing)?;
     let config = AstConfig::default();
     let petl = args
         .method
         .to_config(config.hidden_size, config.num_hidden_layers)?;
     let classes = 10;
     let ast = AstModel::new(&config, args.max_length, &device);
-    let mut model = PetlModel::new(ast, &config, &petl, classes, &device)?;
+    let mut model = PetlModel::new(ast, &config, &petl, classes, &device)?
+        .recompute_mlp_in_backward(recompute_mlp);
     let counts = model.param_counts();
     let input = Tensor::<3>::random(
         [args.batch, args.max_length, config.num_mel_bins],

@@ -13,30 +13,39 @@ pub mod pretrain_demo;
 pub mod report;
 pub mod train;
 
-/// The autodiff device of a training command on `backend`, with burn's gradient checkpointing
-/// when asked (`--gradient-checkpointing`).
+/// The autodiff device of a training command, and whether its model recomputes the MLP
+/// expansions in the backward.
+pub struct TrainingDevice {
+    pub device: burn::tensor::Device,
+    pub recompute_mlp: bool,
+}
+
+/// The training device on `backend`. `--gradient-checkpointing` means, on the cpu (flex)
+/// backend, recomputing each layer's MLP expansion in the backward instead of keeping its GELU
+/// input (`petl_ast::kernels::linear_gelu`); elsewhere burn's balanced checkpointing. burn's
+/// strategy recomputes memory-bound ops and keeps every compute-bound output feeding one until
+/// the backward starts: with the flex backend's fused kernels that raised peak memory
+/// (BENCHMARKS.md, "Gradient checkpointing").
 pub fn training_device(
     backend: petl_ast::backend::Backend,
     gradient_checkpointing: bool,
-) -> anyhow::Result<burn::tensor::Device> {
+) -> anyhow::Result<TrainingDevice> {
     let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
-    if !gradient_checkpointing {
-        return Ok(device);
-    }
-    if backend == petl_ast::backend::Backend::Flex {
-        eprintln!("{CHECKPOINTING_ON_FLEX}");
-    }
-    Ok(device.gradient_checkpointing())
+    Ok(match (gradient_checkpointing, backend) {
+        (false, _) => TrainingDevice {
+            device,
+            recompute_mlp: false,
+        },
+        (true, petl_ast::backend::Backend::Flex) => TrainingDevice {
+            device,
+            recompute_mlp: true,
+        },
+        (true, _) => TrainingDevice {
+            device: device.gradient_checkpointing(),
+            recompute_mlp: false,
+        },
+    })
 }
-
-/// Why `--gradient-checkpointing` does not pay on burn-flex (BENCHMARKS.md, "Gradient
-/// checkpointing"): burn's balanced strategy recomputes memory-bound ops, and keeps every
-/// compute-bound output that feeds one until the backward starts. This crate's fused kernels
-/// (attention, GELU, LayerNorm) leave nothing worth recomputing, so only the extra copies remain.
-const CHECKPOINTING_ON_FLEX: &str = "warning: --gradient-checkpointing raises peak memory on the \
-    cpu (flex) backend, whose fused kernels already keep only what the backward needs (adapter \
-    step, batch 8 x 100 frames: 0.96 GB with it, 0.70 GB without); it pays on ndarray (0.81 vs \
-    1.12 GB) and on backends without those kernels";
 
 /// An `.npy` file's bytes holding `values` (f32, row-major) with `shape`.
 pub fn npy_f32(shape: &[u64], values: &[f32]) -> std::io::Result<Vec<u8>> {

@@ -91,10 +91,9 @@ pub struct Args {
     /// Refuse clips longer than this many seconds (judged from the wav header).
     #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
     max_seconds: f64,
-    /// burn's balanced gradient checkpointing: recompute memory-bound activations (element-wise
-    /// ops, softmax) in the backward pass instead of keeping them. Less peak memory on ndarray
-    /// and wgpu; more on the default cpu backend, whose fused kernels keep only what the
-    /// backward needs (BENCHMARKS.md).
+    /// Less peak memory for more compute: on the cpu backend each layer's MLP expansion is
+    /// recomputed in the backward instead of keeping its GELU input; on ndarray, wgpu and cuda,
+    /// burn's balanced gradient checkpointing (recomputes element-wise ops and softmax).
     #[arg(long)]
     gradient_checkpointing: bool,
     /// Run folder to write.
@@ -258,6 +257,8 @@ impl<'f> FoldData<'f> {
 struct Job<'a> {
     args: &'a Args,
     device: Device,
+    /// `--gradient-checkpointing` on the cpu backend (see `training_device`).
+    recompute_mlp: bool,
     checkpoint: Checkpoint,
     petl: PetlConfig,
     max_length: usize,
@@ -270,7 +271,10 @@ struct Job<'a> {
 
 impl<'a> Job<'a> {
     fn prepare(args: &'a Args) -> Result<Self> {
-        let device = super::training_device(args.model.backend, args.gradient_checkpointing)?;
+        let super::TrainingDevice {
+            device,
+            recompute_mlp,
+        } = super::training_device(args.model.backend, args.gradient_checkpointing)?;
         let checkpoint = args.model.checkpoint()?;
         let config = &checkpoint.config;
         let petl = args
@@ -284,6 +288,7 @@ impl<'a> Job<'a> {
         Ok(Self {
             args,
             device,
+            recompute_mlp,
             petl,
             max_length,
             batch_size: args.batch_size.unwrap_or(protocol.batch_size),
@@ -362,7 +367,8 @@ impl<'a> Job<'a> {
             &self.petl,
             classes,
             &self.device,
-        )?)
+        )?
+        .recompute_mlp_in_backward(self.recompute_mlp))
     }
 
     fn train_config(&self, seed: u64) -> TrainConfig {

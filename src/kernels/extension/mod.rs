@@ -11,8 +11,10 @@ use burn::tensor::{Device, Tensor};
 mod attention;
 mod gelu;
 mod layer_norm;
+mod linear_gelu;
 
-/// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm.
+/// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm, and the MLP
+/// expansion `gelu(x·W + b)` with a recomputing backward.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedKernels: Backend {
     /// Exact GELU.
@@ -32,6 +34,13 @@ pub trait FusedKernels: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
+    /// `gelu(x·weight + bias)`, `weight` `[d_in, d_out]`; under autodiff it keeps only its
+    /// inputs and recomputes the product in the backward.
+    fn linear_gelu_recomputed(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether `x` lives on burn-flex (possibly under autodiff), the backend with these kernels.
@@ -50,6 +59,19 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         q.into_dispatch(),
         k.into_dispatch(),
         v.into_dispatch(),
+    ))
+}
+
+/// [`FusedKernels::linear_gelu_recomputed`] on high-level tensors (which must be on burn-flex).
+pub fn linear_gelu_recomputed<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Tensor<1>,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedKernels>::linear_gelu_recomputed(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
     ))
 }
 
@@ -102,6 +124,14 @@ impl FusedKernels for Flex {
     ) -> FloatTensor<Self> {
         layer_norm::forward(x, gamma, beta, epsilon)
     }
+
+    fn linear_gelu_recomputed(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear_gelu::forward(x, weight, bias)
+    }
 }
 
 impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
@@ -132,6 +162,14 @@ impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         layer_norm::autodiff_forward::<C>(x, gamma, beta, epsilon)
+    }
+
+    fn linear_gelu_recomputed(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear_gelu::autodiff_forward::<C>(x, weight, bias)
     }
 }
 
