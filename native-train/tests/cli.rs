@@ -594,6 +594,38 @@ fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `--gradient-checkpointing` (on the cpu backend: each MLP expansion recomputed in the backward)
+/// trains to the same losses and accuracies as the run without it.
+#[test]
+fn gradient_checkpointing_trains_like_without() {
+    let Some(fsdd) = fsdd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, recomputed) = (dir.path().join("kept"), dir.path().join("recomputed"));
+    let mut with_flag = small_train_args(&fsdd, &recomputed, "2");
+    with_flag.push("--gradient-checkpointing".into());
+    for args in [small_train_args(&fsdd, &kept, "2"), with_flag] {
+        let out = run_cli(&args, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (a, b) = (
+        metrics_without_time(&kept),
+        metrics_without_time(&recomputed),
+    );
+    assert_eq!(a.len(), 2);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "valid_loss"] {
+            let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{key}: {x} vs {y}");
+        }
+        assert_eq!(x["valid_accuracy"], y["valid_accuracy"]);
+    }
+}
+
 #[test]
 fn a_killed_train_run_resumes_to_the_same_results() {
     let Some(fsdd) = fsdd() else { return };

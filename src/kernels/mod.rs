@@ -378,7 +378,7 @@ mod linear_gelu_tests {
             let reference = run(false, track, &values);
             assert_eq!(ours.len(), reference.len());
             for (a, b) in ours.iter().zip(&reference) {
-                a.assert_approx_eq::<f32>(b, Tolerance::absolute(1e-5));
+                a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-5, 1e-5));
             }
         }
     }
