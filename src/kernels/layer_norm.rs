@@ -107,23 +107,17 @@ pub fn backward(
             gamma.iter().map(|g| 1.0 / g).collect()
         }
     };
-    // `x̂` of rows `first..first + rows.len()/d` into `x_hat`, row by row.
-    let normalized = |first: usize, row: usize, x_hat: &mut [f32]| match saved {
-        Saved::Input { x, mean } => {
-            let r = first + row;
-            simd::normalize(&x[r * d..][..d], mean[r], rstd[r], x_hat)
-        }
-        Saved::Output { y, beta } => {
-            let r = first + row;
-            simd::unshift(&y[r * d..][..d], beta, &inv_gamma, x_hat)
-        }
+    // `x̂` of row `r` into `x_hat`.
+    let normalized = |r: usize, x_hat: &mut [f32]| match saved {
+        Saved::Input { x, mean } => simd::normalize(&x[r * d..][..d], mean[r], rstd[r], x_hat),
+        Saved::Output { y, beta } => simd::unshift(&y[r * d..][..d], beta, &inv_gamma, x_hat),
     };
     if let Some(dx) = dx {
         assert_eq!(dx.len(), len, "layer norm backward: dx length");
         let rows = |first: usize, dy: &[f32], dx: &mut [f32]| {
             let mut x_hat = vec![0.0f32; d];
             for (row, (dy, dx)) in dy.chunks_exact(d).zip(dx.chunks_exact_mut(d)).enumerate() {
-                normalized(first, row, &mut x_hat);
+                normalized(first + row, &mut x_hat);
                 simd::input_grad_row(&x_hat, dy, gamma, rstd[first + row], dx);
             }
         };
@@ -144,7 +138,7 @@ pub fn backward(
             let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
             let mut x_hat = vec![0.0f32; d];
             for (row, dy) in dy.chunks_exact(d).enumerate() {
-                normalized(first, row, &mut x_hat);
+                normalized(first + row, &mut x_hat);
                 simd::param_grad_row(&x_hat, dy, &mut dgamma, &mut dbeta);
             }
             (dgamma, dbeta)

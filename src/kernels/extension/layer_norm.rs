@@ -143,13 +143,6 @@ impl Kept {
             },
         }
     }
-
-    fn shape(&self) -> burn::tensor::Shape {
-        match self {
-            Kept::Input { x, .. } => x.layout().shape().clone(),
-            Kept::Output { y, .. } => y.layout().shape().clone(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -165,7 +158,7 @@ impl Backward<Flex, 3> for LayerNormBackward {
         let d = gamma.layout().num_elements();
         let mut dx = x_node
             .as_ref()
-            .map(|_| FloatTensor::<Flex>::empty(kept.shape(), DType::F32));
+            .map(|_| FloatTensor::<Flex>::empty(dy.layout().shape().clone(), DType::F32));
         let params = layer_norm::backward(
             kept.saved(),
             d,
