@@ -9,8 +9,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # System packages: headless Chromium + its WebDriver for the wasm tests in a browser,
 # espeak-ng and sox for generated speech, node + npm for the web
-# end-to-end test, a TrueType font for the PNG figures of `native-train report`.
-APT_PACKAGES="chromium chromium-driver espeak-ng sox pkg-config fonts-dejavu-core"
+# end-to-end test, a TrueType font for the PNG figures of `native-train report`, OpenBLAS for the
+# CPU matmuls (the `blas` feature, on by default in native-train).
+APT_PACKAGES="chromium chromium-driver espeak-ng sox pkg-config fonts-dejavu-core libopenblas-dev"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

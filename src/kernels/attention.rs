@@ -69,7 +69,8 @@ fn dims(q: &Heads, k: &Heads, v: &Heads) -> (usize, usize, usize, usize, usize) 
     (b, h, nq, k.rows(), d)
 }
 
-/// Row-major `c[m×n] = a[m×k]·b[k×n]` (+ `c` when `accumulate`), strides in elements.
+/// Row-major `c[m×n] = a[m×k]·b[k×n]` (+ `c` when `accumulate`), strides in elements, on this
+/// thread ([`crate::kernels::matmul`]: the system BLAS or the `gemm` crate).
 ///
 /// # Safety
 /// Every pointer must be valid for the elements its strides and sizes address; `c` must not
@@ -85,29 +86,25 @@ unsafe fn matmul(
     b: *const f32,
     [b_row, b_col]: [usize; 2],
 ) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            c_row as isize,
-            accumulate,
-            a,
-            a_col as isize,
-            a_row as isize,
-            b,
-            b_col as isize,
-            b_row as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+    use crate::kernels::matmul::{product, MatRef};
+    let extent = |[rows, cols]: [usize; 2], [rs, cs]: [usize; 2]| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    // SAFETY: the caller's contract covers exactly these extents.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, extent([m, k], [a_row, a_col])),
+            std::slice::from_raw_parts(b, extent([k, n], [b_row, b_col])),
         )
-    }
+    };
+    let a = MatRef::new(a, 0, [m, k], [a_row, a_col]);
+    let b = MatRef::new(b, 0, [k, n], [b_row, b_col]);
+    // SAFETY: `c` as the caller's contract.
+    unsafe { product(a, b, c, c_row, accumulate) }
 }
 
 /// Turns each score row into `exp(s·(x − max))` in place; returns `(max, sum)` per row.

@@ -17,6 +17,8 @@ pub mod gelu;
 #[cfg(feature = "flex")]
 pub mod layer_norm;
 pub(crate) mod math;
+#[cfg(feature = "flex")]
+pub mod matmul;
 
 use burn::tensor::Tensor;
 
@@ -73,6 +75,21 @@ pub fn layer_norm<const D: usize>(
     norm.forward(x)
 }
 
+/// `linear(x)` (`x·W + b`).
+///
+/// On burn-flex (with or without autodiff) a Linear with a bias runs on [`matmul`] (the system
+/// BLAS with the `blas` feature) with the bias added inside the product; elsewhere, and without
+/// a bias, it is `linear.forward`.
+pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if extension::runs_on_flex(&x) {
+        if let Some(bias) = &linear.bias {
+            return extension::linear(x, linear.weight.val(), bias.val());
+        }
+    }
+    linear.forward(x)
+}
+
 /// `gelu(linear(x))`, the MLP's expansion.
 ///
 /// With `recompute`, on burn-flex under autodiff, the backward keeps only `x` (and the Linear's
@@ -91,7 +108,7 @@ pub fn linear_gelu<const D: usize>(
         }
     }
     let _ = recompute;
-    gelu(linear.forward(x))
+    gelu(self::linear(linear, x))
 }
 
 /// The exact GELU from burn tensor ops (`erf` included), differentiated op by op.
@@ -314,15 +331,30 @@ mod layer_norm_tests {
 }
 
 #[cfg(all(test, feature = "flex"))]
-mod linear_gelu_tests {
+mod linear_tests {
     use burn::module::Param;
     use burn::nn::LinearConfig;
     use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
 
-    /// Output and the gradients of `x`, `W`, `b` (those tracked) of `sum(w ⊙ linear_gelu(x))`.
+    /// The Linear (+ GELU) variants compared here.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// [`super::linear`]: this crate's product (BLAS with the `blas` feature).
+        Linear,
+        /// burn's `Linear::forward`.
+        BurnLinear,
+        /// [`super::linear_gelu`] with the recomputing backward.
+        LinearGeluRecomputed,
+        /// burn's `Linear::forward`, then the GELU composed from burn ops.
+        BurnLinearGelu,
+    }
+
+    /// Output and the gradients of `x`, `W`, `b` (those tracked) of `sum(w ⊙ op(x))`; `x` is
+    /// read through a transposed view when `strided_x`.
     fn run(
-        recompute: bool,
+        op: Op,
         track: [bool; 3],
+        strided_x: bool,
         [x, weight, bias, w]: &[TensorData; 4],
     ) -> Vec<TensorData> {
         let device = Device::flex().autodiff();
@@ -338,14 +370,29 @@ mod linear_gelu_tests {
         } else {
             bias
         }));
-        let x = Tensor::<3>::from_data(x.clone(), &device);
-        let x = if track[0] { x.require_grad() } else { x };
-        let out = super::linear_gelu(&linear, x.clone(), recompute);
+        let x_leaf = Tensor::<3>::from_data(x.clone(), &device);
+        let x_leaf = if track[0] {
+            x_leaf.require_grad()
+        } else {
+            x_leaf
+        };
+        // The same values read as `[29, 3, 13]`, then viewed as `[3, 29, 13]`: a strided input.
+        let x = if strided_x {
+            x_leaf.clone().reshape([29, 3, 13]).swap_dims(0, 1)
+        } else {
+            x_leaf.clone()
+        };
+        let out = match op {
+            Op::Linear => super::linear(&linear, x),
+            Op::BurnLinear => linear.forward(x),
+            Op::LinearGeluRecomputed => super::linear_gelu(&linear, x, true),
+            Op::BurnLinearGelu => super::gelu_composed(linear.forward(x)),
+        };
         let w = Tensor::<3>::from_data(w.clone(), &device);
         let grads = (out.clone() * w).sum().backward();
         let mut results = vec![out.into_data()];
         if track[0] {
-            results.push(x.grad(&grads).unwrap().into_data());
+            results.push(x_leaf.grad(&grads).unwrap().into_data());
         }
         if track[1] {
             results.push(linear.weight.val().grad(&grads).unwrap().into_data());
@@ -357,10 +404,9 @@ mod linear_gelu_tests {
         results
     }
 
-    /// The recomputing backward gives what the Linear then the GELU kernel give, for every
-    /// subset of tracked operands (rows 3 × 29, widths not multiples of the SIMD lanes).
-    #[test]
-    fn recomputing_backward_matches_the_composition() {
+    /// `ours` against `reference` for every subset of tracked operands (rows 3 × 29, widths not
+    /// multiples of the SIMD lanes), with a contiguous and a strided input.
+    fn assert_matches(ours: Op, reference: Op) {
         let flex = Device::flex();
         let values = [
             Tensor::<3>::random([3, 29, 13], Distribution::Normal(0.0, 1.5), &flex).into_data(),
@@ -373,13 +419,28 @@ mod linear_gelu_tests {
             [true, false, false],
             [false, true, true],
             [false, false, true],
+            [false, false, false],
         ] {
-            let ours = run(true, track, &values);
-            let reference = run(false, track, &values);
-            assert_eq!(ours.len(), reference.len());
-            for (a, b) in ours.iter().zip(&reference) {
-                a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-5, 1e-5));
+            for strided_x in [false, true] {
+                let got = run(ours, track, strided_x, &values);
+                let want = run(reference, track, strided_x, &values);
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-5, 1e-5));
+                }
             }
         }
+    }
+
+    /// The Linear on this crate's product gives burn's outputs and gradients.
+    #[test]
+    fn linear_matches_burns_linear() {
+        assert_matches(Op::Linear, Op::BurnLinear);
+    }
+
+    /// The recomputing backward gives what burn's Linear then the composed GELU give.
+    #[test]
+    fn recomputing_backward_matches_the_composition() {
+        assert_matches(Op::LinearGeluRecomputed, Op::BurnLinearGelu);
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::config::AstConfig;
 use super::weights::WeightPath;
+use crate::kernels::linear;
 
 /// Multi-head scaled dot-product self-attention with an output projection
 /// (Vaswani et al., "Attention Is All You Need", 2017).
@@ -70,10 +71,10 @@ impl SelfAttention {
     /// - x: `[batch, tokens, d]` (already layer-normed)
     /// - output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let q = self.split_heads(self.query.forward(x.clone()));
-        let k = self.split_heads(self.key.forward(x.clone()));
-        let v = self.split_heads(self.value.forward(x));
-        self.output.forward(Self::merge_heads(attend(q, k, v)))
+        let q = self.split_heads(linear(&self.query, x.clone()));
+        let k = self.split_heads(linear(&self.key, x.clone()));
+        let v = self.split_heads(linear(&self.value, x));
+        linear(&self.output, Self::merge_heads(attend(q, k, v)))
     }
 }
 

@@ -72,9 +72,9 @@ impl EncoderLayer {
     pub fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match self.activation {
             Activation::Gelu => crate::kernels::linear_gelu(&self.mlp_in, x, self.recompute_mlp),
-            activation => activation.forward(self.mlp_in.forward(x)),
+            activation => activation.forward(crate::kernels::linear(&self.mlp_in, x)),
         };
-        self.mlp_out.forward(hidden)
+        crate::kernels::linear(&self.mlp_out, hidden)
     }
 
     /// Trades memory for compute in training: with `on`, the MLP's `4·d`-wide GELU input is

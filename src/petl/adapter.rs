@@ -12,7 +12,7 @@ use burn::nn::{
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::gelu;
+use crate::kernels::{gelu, linear};
 
 use super::config::{AdapterBlock, AdapterConfig, Insertion, Position};
 use super::init;
@@ -46,7 +46,7 @@ impl Bottleneck {
     /// # Shapes
     /// - x, output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.up.forward(gelu(self.down.forward(x)))
+        linear(&self.up, gelu(linear(&self.down, x)))
     }
 }
 

@@ -79,7 +79,7 @@ pub struct AttentionLora {
 /// `base(x)` plus the optional update.
 pub fn project(base: &Linear, lora: Option<&LoraDelta>, x: Tensor<3>) -> Tensor<3> {
     match lora {
-        Some(delta) => base.forward(x.clone()) + delta.forward(x),
-        None => base.forward(x),
+        Some(delta) => crate::kernels::linear(base, x.clone()) + delta.forward(x),
+        None => crate::kernels::linear(base, x),
     }
 }

@@ -10,12 +10,10 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::Shape;
 
-use super::FusedKernels;
+use super::{contiguous, linear, FusedKernels};
 
 /// [`FusedKernels::linear_gelu_recomputed`] on burn-flex (nothing is kept without autodiff).
 pub fn forward(
@@ -23,7 +21,7 @@ pub fn forward(
     weight: FloatTensor<Flex>,
     bias: FloatTensor<Flex>,
 ) -> FloatTensor<Flex> {
-    Flex::gelu_exact(Flex::linear(x, weight, Some(bias)))
+    Flex::gelu_exact(linear::forward(x, weight, bias))
 }
 
 /// [`FusedKernels::linear_gelu_recomputed`] under autodiff: records [`LinearGeluBackward`],
@@ -63,24 +61,16 @@ impl Backward<Flex, 3> for LinearGeluBackward {
         let (x, weight, bias) = ops.state;
         let [x_node, weight_node, bias_node] = ops.parents;
         // The recomputed pre-activation, then the gradient with respect to it.
-        let pre = Flex::linear(x.clone(), weight.clone(), Some(bias));
-        let grad_pre = Flex::gelu_exact_backward(pre, grad);
-        let x_shape = x.layout().shape().clone();
-        let (d_in, d_out) = (weight.layout().shape()[0], weight.layout().shape()[1]);
-        let rows = x_shape.num_elements() / d_in.max(1);
-        let grad_rows = Flex::float_reshape(grad_pre, Shape::new([rows, d_out]));
-        if let Some(node) = x_node {
-            let dx = Flex::float_matmul(grad_rows.clone(), Flex::float_transpose(weight));
-            grads.register::<Flex>(node.id, Flex::float_reshape(dx, x_shape));
-        }
+        let pre = linear::forward(x.clone(), weight.clone(), bias);
+        let grad_pre = contiguous(Flex::gelu_exact_backward(pre, grad));
         if let Some(node) = weight_node {
-            let x_rows = Flex::float_reshape(x, Shape::new([rows, d_in]));
-            let dw = Flex::float_matmul(Flex::float_transpose(x_rows), grad_rows.clone());
-            grads.register::<Flex>(node.id, dw);
+            grads.register::<Flex>(node.id, linear::weight_grad(&contiguous(x), &grad_pre));
+        }
+        if let Some(node) = x_node {
+            grads.register::<Flex>(node.id, linear::input_grad(&contiguous(weight), &grad_pre));
         }
         if let Some(node) = bias_node {
-            let db = Flex::float_sum_dim(grad_rows, 0);
-            grads.register::<Flex>(node.id, Flex::float_reshape(db, Shape::new([d_out])));
+            grads.register::<Flex>(node.id, linear::bias_grad(grad_pre));
         }
     }
 }

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 mod attention;
 mod gelu;
 mod layer_norm;
+mod linear;
 mod linear_gelu;
 
 /// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm, and the MLP
@@ -33,6 +34,12 @@ pub trait FusedKernels: Backend {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+    ) -> FloatTensor<Self>;
+    /// `x·weight + bias`, `weight` `[d_in, d_out]`, on [`crate::kernels::matmul`].
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
     /// `gelu(x·weight + bias)`, `weight` `[d_in, d_out]`; under autodiff it keeps only its
     /// inputs and recomputes the product in the backward.
@@ -59,6 +66,15 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         q.into_dispatch(),
         k.into_dispatch(),
         v.into_dispatch(),
+    ))
+}
+
+/// [`FusedKernels::linear`] on high-level tensors (which must be on burn-flex).
+pub fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedKernels>::linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
     ))
 }
 
@@ -125,6 +141,14 @@ impl FusedKernels for Flex {
         layer_norm::forward(x, gamma, beta, epsilon)
     }
 
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear::forward(x, weight, bias)
+    }
+
     fn linear_gelu_recomputed(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -162,6 +186,14 @@ impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         layer_norm::autodiff_forward::<C>(x, gamma, beta, epsilon)
+    }
+
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear::autodiff_forward::<C>(x, weight, bias)
     }
 
     fn linear_gelu_recomputed(
