@@ -42,7 +42,7 @@ enum Command {
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
     Bench(commands::bench::Args),
-    /// Time this crate's CPU kernels (attention, GELU) against the burn ops they replace.
+    /// Time this crate's CPU kernels (attention, GELU, Linear) against the burn ops they replace.
     BenchKernels(commands::bench_kernels::Args),
 }
 

@@ -1,8 +1,10 @@
 //! `native-train bench-kernels`: this crate's CPU kernels (`petl_ast::kernels`) against the burn
-//! ops they replace, at the shapes of one AST-base layer, inference and training (forward +
-//! backward under autodiff). JSON lines on stdout, tabulated by `scripts/bench_table.py`.
+//! ops they replace, at the shapes of one AST-base layer (GELU, attention, the MLP expansion
+//! `768 → 3072` Linear), inference and training (forward + backward under autodiff). JSON lines on stdout, tabulated by `scripts/bench_table.py`.
 
 use anyhow::{bail, Result};
+use burn::module::{Param, ParamId};
+use burn::nn::Linear;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -49,8 +51,31 @@ const ATTENTION_OPS: [(&str, Op); 2] = [
     }),
 ];
 
+const LINEAR_OPS: [(&str, Op); 2] = [
+    ("petl-ast kernel", |[x, w, b]| {
+        kernels::linear(&as_linear(w, b), x.clone())
+    }),
+    ("burn-flex linear", |[x, w, b]| {
+        as_linear(w, b).forward(x.clone())
+    }),
+];
+
+/// The MLP expansion `[1, 1, d, mlp]` weight and `[1, 1, 1, mlp]` bias operands as a Linear
+/// (the same autodiff nodes: their gradients are the operands').
+fn as_linear(weight: &Tensor<4>, bias: &Tensor<4>) -> Linear {
+    let [.., d_in, d_out] = weight.dims();
+    Linear {
+        weight: Param::initialized(ParamId::new(), weight.clone().reshape([d_in, d_out])),
+        bias: Some(Param::initialized(
+            ParamId::new(),
+            bias.clone().reshape([d_out]),
+        )),
+    }
+}
+
 /// `[batch, heads, tokens, dh]` operands made the way the model makes them (a head split of
-/// `[batch, tokens, d]`), or the `[batch, 1, tokens, mlp]` GELU input as the first of three.
+/// `[batch, tokens, d]`), or the `[batch, 1, tokens, mlp]` GELU input as the first of three, or
+/// the MLP expansion's input, weight and bias.
 fn operands(
     op: &str,
     config: &AstConfig,
@@ -66,6 +91,16 @@ fn operands(
             device,
         )
     };
+    if op == "linear" {
+        let (d, mlp) = (config.hidden_size, config.intermediate_size);
+        let x = make(d).unsqueeze_dim(1);
+        let normal = Distribution::Normal(0.0, 0.02);
+        return [
+            x,
+            Tensor::random([1, 1, d, mlp], normal, device),
+            Tensor::random([1, 1, 1, mlp], normal, device),
+        ];
+    }
     if op == "gelu" {
         let x = make(config.intermediate_size).unsqueeze_dim(1);
         return [x.clone(), x.clone(), x];
@@ -90,7 +125,11 @@ pub fn run(args: Args) -> Result<()> {
             bail!("--cases: `{case}` is not BATCHxMAX_LENGTH (e.g. 8x500)");
         };
         let tokens = config.num_tokens(max_length);
-        for (op, impls) in [("gelu", GELU_OPS), ("attention", ATTENTION_OPS)] {
+        for (op, impls) in [
+            ("gelu", GELU_OPS),
+            ("attention", ATTENTION_OPS),
+            ("linear", LINEAR_OPS),
+        ] {
             for (name, f) in impls {
                 for training in [false, true] {
                     let device = if training {
