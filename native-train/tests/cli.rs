@@ -1321,7 +1321,7 @@ fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
 /// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
 /// is refused by name.
 #[test]
-fn bench_kernels_times_both_implementations_of_both_ops() {
+fn bench_kernels_times_both_implementations_of_every_op() {
     let out = native_train(&["bench-kernels", "--cases", "1x100", "--repeats", "1"]);
     assert!(
         out.status.success(),
@@ -1332,8 +1332,8 @@ fn bench_kernels_times_both_implementations_of_both_ops() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 8, "{lines:?}");
-    for op in ["kernel_gelu", "kernel_attention"] {
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    for op in ["kernel_gelu", "kernel_attention", "kernel_linear"] {
         for pass in ["forward", "forward+backward"] {
             let impls: Vec<&str> = lines
                 .iter()
