@@ -81,7 +81,11 @@ fn product(a: MatRef, b: MatRef, shape: Shape) -> FloatTensor<Flex> {
 
 /// `f32` operands with matching sizes: `x` `[.., d_in]`, weight `[d_in, d_out]`, bias `[d_out]`.
 /// burn's own op handles anything else.
-fn supported(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>, bias: &FloatTensor<Flex>) -> bool {
+pub(super) fn supported(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    bias: &FloatTensor<Flex>,
+) -> bool {
     let (xs, ws, bs) = (
         x.layout().shape(),
         weight.layout().shape(),

@@ -10,6 +10,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 
@@ -31,6 +32,11 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
     weight: FloatTensor<Autodiff<Flex, C>>,
     bias: FloatTensor<Autodiff<Flex, C>>,
 ) -> FloatTensor<Autodiff<Flex, C>> {
+    if !linear::supported(x.primitive(), weight.primitive(), bias.primitive()) {
+        // Other dtypes or shapes: the composition, differentiated op by op.
+        let pre = <Autodiff<Flex, C> as ModuleOps<_>>::linear(x, weight, Some(bias));
+        return Autodiff::<Flex, C>::gelu_exact(pre);
+    }
     let nodes = [x.node(), weight.node(), bias.node()];
     let (x, weight, bias) = (
         x.into_primitive(),
