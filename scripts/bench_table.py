@@ -39,6 +39,11 @@ def forward_gflop(batch, length):
     return batch * (layers * per_layer + 2 * tokens * 256 * d) / 1e9
 
 
+def impl_label(r):
+    """The implementation, with the library of its matmuls when the record names it."""
+    return f"{r['impl']} ({r['matmul']})" if r.get("matmul") else r["impl"]
+
+
 def kernel_table(path):
     """This crate's CPU kernels against the burn ops they replace (`native-train bench-kernels`)."""
     rows = load(path)
@@ -80,7 +85,7 @@ def main(rust_path, torch_path, train_path=None, kernels_path=None):
         label = "fbank (10 s clip)" if case == "fbank_10s" else "forward"
         length = "–" if case == "fbank_10s" else length
         ts = "–" if ts is None else f"{ts:.3f}"
-        print(f"| {label} | {batch} | {length} | {ts} | {r['impl']} | {bs:.3f} | {ratio} | {ratio_median} | {ours_gf} | {torch_gf} | {rss} |")
+        print(f"| {label} | {batch} | {length} | {ts} | {impl_label(r)} | {bs:.3f} | {ratio} | {ratio_median} | {ours_gf} | {torch_gf} | {rss} |")
     if train_path:
         train = load(train_path)
         ours = [r for r in train if r["impl"] != "pytorch"]
@@ -99,7 +104,7 @@ def main(rust_path, torch_path, train_path=None, kernels_path=None):
             vs_full = f"{secs / base['seconds_min']:.2f}" if base else "–"
             rss = f"{r['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f}" if t else f"{r['peak_rss_mb']:.0f}"
             rss_full = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "–"
-            print(f"| {r['method']} ({r['impl']}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {ratio_median} | {vs_full} | {rss} | {rss_full} |")
+            print(f"| {r['method']} ({impl_label(r)}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {ratio_median} | {vs_full} | {rss} | {rss_full} |")
 
     if kernels_path:
         kernel_table(kernels_path)

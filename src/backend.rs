@@ -7,7 +7,8 @@ use burn::tensor::Device;
 /// A compute backend compiled into this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// burn-flex on the CPU (`gemm` matmuls, fused attention): the default CPU backend.
+    /// burn-flex on the CPU with this crate's kernels (matmuls on OpenBLAS with the `blas`
+    /// feature, else the `gemm` crate): the default CPU backend.
     Flex,
     /// burn-ndarray on the CPU (deprecated in burn 0.22; kept for comparison).
     Ndarray,

@@ -1321,6 +1321,30 @@ fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
 /// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
 /// is refused by name.
 #[test]
+fn bench_quick_records_the_forward_and_its_matmul_library() {
+    let out = native_train(&["bench", "--quick"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let forward = lines
+        .iter()
+        .find(|l| l["case"] == "forward")
+        .unwrap_or_else(|| panic!("no forward record: {lines:?}"));
+    assert_eq!(forward["matmul"], petl_ast::kernels::MATMUL_LIBRARY);
+    assert_eq!(
+        (forward["batch"].as_u64(), forward["max_length"].as_u64()),
+        (Some(1), Some(100))
+    );
+    assert!(forward["seconds_min"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn bench_kernels_times_both_implementations_of_every_op() {
     let out = native_train(&["bench-kernels", "--cases", "1x100", "--repeats", "1"]);
     assert!(

@@ -24,6 +24,16 @@ pub mod matmul;
 
 use burn::tensor::Tensor;
 
+/// The library behind the kernels' matmuls on burn-flex, for benchmark records: `"OpenBLAS"`
+/// with the `blas` feature (native), `"gemm"` otherwise, `"none"` without burn-flex.
+pub const MATMUL_LIBRARY: &str = if cfg!(all(feature = "blas", not(target_family = "wasm"))) {
+    "OpenBLAS"
+} else if cfg!(feature = "flex") {
+    "gemm"
+} else {
+    "none"
+};
+
 /// Exact GELU `x·½(1 + erf(x/√2))` with its exact derivative.
 ///
 /// On burn-flex (with or without autodiff) this is one fused, vectorised pass forward and one

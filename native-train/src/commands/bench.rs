@@ -55,6 +55,7 @@ fn report(
 ) {
     let line = json!({
         "impl": format!("burn-{backend}"),
+        "matmul": matmul_library(backend),
         "case": case,
         "batch": batch,
         "max_length": max_length,
@@ -65,6 +66,14 @@ fn report(
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{line}");
+}
+
+/// What runs the matmuls of `backend` (the CPU kernels' library on burn-flex).
+pub fn matmul_library(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Flex => petl_ast::kernels::MATMUL_LIBRARY,
+        _ => "burn",
+    }
 }
 
 fn rayon_threads() -> usize {

@@ -89,6 +89,7 @@ pub fn run(args: Args) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let line = json!({
         "impl": format!("burn-{}", args.backend),
+        "matmul": super::bench::matmul_library(args.backend),
         "case": "train_step",
         "method": args.label.unwrap_or_else(|| format!("{:?}", args.method.method)),
         "batch": args.batch,
