@@ -1318,20 +1318,25 @@ fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
     );
 }
 
-/// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
-/// is refused by name.
-#[test]
-fn bench_quick_records_the_forward_and_its_matmul_library() {
-    let out = native_train(&["bench", "--quick"]);
+/// Runs a command that prints JSON lines (the bench commands); panics with its stderr unless it
+/// succeeds.
+fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = native_train(args);
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+/// The quick forward benchmark names the library its matmuls ran on (the one this build uses).
+#[test]
+fn bench_quick_records_the_forward_and_its_matmul_library() {
+    let lines = json_lines(&["bench", "--quick"]);
     let forward = lines
         .iter()
         .find(|l| l["case"] == "forward")
@@ -1344,18 +1349,11 @@ fn bench_quick_records_the_forward_and_its_matmul_library() {
     assert!(forward["seconds_min"].as_f64().unwrap() > 0.0);
 }
 
+/// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
+/// is refused by name.
 #[test]
 fn bench_kernels_times_both_implementations_of_every_op() {
-    let out = native_train(&["bench-kernels", "--cases", "1x100", "--repeats", "1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&["bench-kernels", "--cases", "1x100", "--repeats", "1"]);
     assert_eq!(lines.len(), 12, "{lines:?}");
     for op in ["kernel_gelu", "kernel_attention", "kernel_linear"] {
         for pass in ["forward", "forward+backward"] {

@@ -8,6 +8,7 @@
 //! is what burn-autodiff's composed attention does.
 
 use super::math::exp;
+use super::matmul::{matmul_serial, MatRef};
 
 /// Query rows per tile. With the products on OpenBLAS, 128 rows run the attention op at
 /// 1 × 1214 tokens 10–17 % faster than 64 (43–50 vs 52–56 ms forward), the same at 8 × 590
@@ -42,6 +43,21 @@ impl Heads<'_> {
         self.strides[2]
     }
 
+    /// Rows `start..start + len` of head `(b, h)` as a `len × dh` matrix.
+    fn tile(&self, b: usize, h: usize, start: usize, len: usize) -> MatRef<'_> {
+        MatRef::new(
+            self.data,
+            self.head(b, h) + start * self.row_stride(),
+            [len, self.shape[3]],
+            [self.row_stride(), 1],
+        )
+    }
+
+    /// All rows of head `(b, h)`.
+    fn whole(&self, b: usize, h: usize) -> MatRef<'_> {
+        self.tile(b, h, 0, self.rows())
+    }
+
     /// Panics unless the last index of the last row is inside `data`.
     fn check(&self, name: &str) {
         let [b, h, n, _] = self.shape;
@@ -69,44 +85,6 @@ fn dims(q: &Heads, k: &Heads, v: &Heads) -> (usize, usize, usize, usize, usize) 
     k.check("key");
     v.check("value");
     (b, h, nq, k.rows(), d)
-}
-
-/// Row-major `c[m×n] = a[m×k]·b[k×n]` (+ `c` when `accumulate`), strides in elements, on this
-/// thread ([`crate::kernels::matmul`]: the system BLAS or the `gemm` crate).
-///
-/// # Safety
-/// Every pointer must be valid for the elements its strides and sizes address; `c` must not
-/// alias `a` or `b`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul(
-    [m, n, k]: [usize; 3],
-    c: *mut f32,
-    c_row: usize,
-    accumulate: bool,
-    a: *const f32,
-    [a_row, a_col]: [usize; 2],
-    b: *const f32,
-    [b_row, b_col]: [usize; 2],
-) {
-    use crate::kernels::matmul::{product, MatRef};
-    let extent = |[rows, cols]: [usize; 2], [rs, cs]: [usize; 2]| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * rs + (cols - 1) * cs + 1
-        }
-    };
-    // SAFETY: the caller's contract covers exactly these extents.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, extent([m, k], [a_row, a_col])),
-            std::slice::from_raw_parts(b, extent([k, n], [b_row, b_col])),
-        )
-    };
-    let a = MatRef::new(a, 0, [m, k], [a_row, a_col]);
-    let b = MatRef::new(b, 0, [k, n], [b_row, b_col]);
-    // SAFETY: `c` as the caller's contract.
-    unsafe { product(a, b, c, c_row, accumulate) }
 }
 
 /// Turns each score row into `exp(s·(x − max))` in place; returns `(max, sum)` per row.
@@ -140,39 +118,16 @@ pub fn forward(q: Heads, k: Heads, v: Heads, scale: f32, out: &mut [f32], lse: &
     }
     let task = |bh: usize, out: &mut [f32], lse: &mut [f32]| {
         let (b, h) = (bh / heads, bh % heads);
-        let (q0, k0, v0) = (q.head(b, h), k.head(b, h), v.head(b, h));
+        let (k_head, v_head) = (k.whole(b, h), v.whole(b, h));
         let mut scores = vec![0.0f32; BLOCK.min(nq) * nk];
         for start in (0..nq).step_by(BLOCK) {
             let rows = BLOCK.min(nq - start);
             let scores = &mut scores[..rows * nk];
             let out = &mut out[start * d..(start + rows) * d];
-            // Safety: the views were bounds-checked by `dims`; `scores`/`out` are this task's.
-            unsafe {
-                matmul(
-                    [rows, nk, d],
-                    scores.as_mut_ptr(),
-                    nk,
-                    false,
-                    q.data[q0 + start * q.row_stride()..].as_ptr(),
-                    [q.row_stride(), 1],
-                    k.data[k0..].as_ptr(),
-                    [1, k.row_stride()],
-                );
-            }
+            matmul_serial(q.tile(b, h, start, rows), k_head.t(), scores, false);
             let sums = softmax_rows(scores, nk, scale, &mut lse[start..start + rows]);
-            // Safety: as above.
-            unsafe {
-                matmul(
-                    [rows, d, nk],
-                    out.as_mut_ptr(),
-                    d,
-                    false,
-                    scores.as_ptr(),
-                    [nk, 1],
-                    v.data[v0..].as_ptr(),
-                    [v.row_stride(), 1],
-                );
-            }
+            let probs = MatRef::row_major(scores, rows, nk);
+            matmul_serial(probs, v_head, out, false);
             for (row, sum) in out.chunks_exact_mut(d).zip(sums) {
                 let inv = 1.0 / sum;
                 row.iter_mut().for_each(|x| *x *= inv);
@@ -229,8 +184,7 @@ pub fn backward(
     dv.fill(0.0);
     let task = |bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
         let (b, h) = (bh / heads, bh % heads);
-        let (q0, k0, v0) = (q.head(b, h), k.head(b, h), v.head(b, h));
-        let g0 = dout.head(b, h);
+        let (k_head, v_head) = (k.whole(b, h), v.whole(b, h));
         let lse = &lse[bh * nq..(bh + 1) * nq];
         let mut probs = vec![0.0f32; BLOCK.min(nq) * nk];
         let mut dprobs = vec![0.0f32; BLOCK.min(nq) * nk];
@@ -238,32 +192,9 @@ pub fn backward(
             let rows = BLOCK.min(nq - start);
             let probs = &mut probs[..rows * nk];
             let dprobs = &mut dprobs[..rows * nk];
-            let q_rows = q.data[q0 + start * q.row_stride()..].as_ptr();
-            let g_rows = dout.data[g0 + start * dout.row_stride()..].as_ptr();
-            // Safety (all matmuls below): views bounds-checked above; the buffers written are
-            // this task's own and distinct from the inputs.
-            unsafe {
-                matmul(
-                    [rows, nk, d],
-                    probs.as_mut_ptr(),
-                    nk,
-                    false,
-                    q_rows,
-                    [q.row_stride(), 1],
-                    k.data[k0..].as_ptr(),
-                    [1, k.row_stride()],
-                );
-                matmul(
-                    [rows, nk, d],
-                    dprobs.as_mut_ptr(),
-                    nk,
-                    false,
-                    g_rows,
-                    [dout.row_stride(), 1],
-                    v.data[v0..].as_ptr(),
-                    [1, v.row_stride()],
-                );
-            }
+            let (q_rows, g_rows) = (q.tile(b, h, start, rows), dout.tile(b, h, start, rows));
+            matmul_serial(q_rows, k_head.t(), probs, false);
+            matmul_serial(g_rows, v_head.t(), dprobs, false);
             for (i, (p, dp)) in probs
                 .chunks_exact_mut(nk)
                 .zip(dprobs.chunks_exact_mut(nk))
@@ -272,39 +203,19 @@ pub fn backward(
                 let delta = simd::probs_and_delta(p, dp, scale, lse[start + i]);
                 simd::score_grads(p, dp, scale, delta);
             }
-            unsafe {
-                // dv += pᵀ·dout, dq = ds·k, dk += dsᵀ·q
-                matmul(
-                    [nk, d, rows],
-                    dv.as_mut_ptr(),
-                    d,
-                    true,
-                    probs.as_ptr(),
-                    [1, nk],
-                    g_rows,
-                    [dout.row_stride(), 1],
-                );
-                matmul(
-                    [rows, d, nk],
-                    dq[start * d..].as_mut_ptr(),
-                    d,
-                    false,
-                    dprobs.as_ptr(),
-                    [nk, 1],
-                    k.data[k0..].as_ptr(),
-                    [k.row_stride(), 1],
-                );
-                matmul(
-                    [nk, d, rows],
-                    dk.as_mut_ptr(),
-                    d,
-                    true,
-                    dprobs.as_ptr(),
-                    [1, nk],
-                    q_rows,
-                    [q.row_stride(), 1],
-                );
-            }
+            // dv += pᵀ·dout, dq = ds·k, dk += dsᵀ·q
+            let (probs, dscores) = (
+                MatRef::row_major(probs, rows, nk),
+                MatRef::row_major(dprobs, rows, nk),
+            );
+            matmul_serial(probs.t(), g_rows, dv, true);
+            matmul_serial(
+                dscores,
+                k_head,
+                &mut dq[start * d..(start + rows) * d],
+                false,
+            );
+            matmul_serial(dscores.t(), q_rows, dk, true);
         }
     };
     par_heads3(dq, nq * d, dk, dv, nk * d, task);

@@ -2,8 +2,8 @@
 //!
 //! Natively with the `blas` feature they run on the system BLAS (`cblas_sgemm`, OpenBLAS
 //! single-threaded, the rows or columns of the result split over rayon's threads); otherwise on
-//! the `gemm` crate burn-flex uses. At the AST's shapes on 2 Zen 3 cores OpenBLAS reaches
-//! 150–165 GFLOP/s where `gemm` reaches 125–139 (BENCHMARKS.md, session 7).
+//! the `gemm` crate burn-flex uses. Over the AST-base Linears' shapes on 2 Zen 3 cores OpenBLAS
+//! ran at 151–166 GFLOP/s where `gemm` ran at 123–129 (BENCHMARKS.md, session 7).
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i·row_stride +
 /// j·col_stride]`.
@@ -58,11 +58,6 @@ impl<'a> MatRef<'a> {
             col_stride: self.row_stride,
             ..self
         }
-    }
-
-    /// `[rows, cols]`.
-    pub fn shape(&self) -> [usize; 2] {
-        [self.rows, self.cols]
     }
 
     /// Rows `start..start + len`.
@@ -171,7 +166,7 @@ fn run_parts(parts: usize, f: impl Fn(usize) + Sync + Send) {
 /// # Safety
 /// `c` must be valid for writes of `(a.rows − 1)·ldc + b.cols` elements that nothing else
 /// accesses meanwhile.
-pub(crate) unsafe fn product(a: MatRef, b: MatRef, c: *mut f32, ldc: usize, accumulate: bool) {
+unsafe fn product(a: MatRef, b: MatRef, c: *mut f32, ldc: usize, accumulate: bool) {
     let [m, k, n] = [a.rows, a.cols, b.cols];
     if m == 0 || n == 0 {
         return;

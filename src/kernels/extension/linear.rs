@@ -32,8 +32,9 @@ pub fn forward(
     let mut out = FloatTensor::<Flex>::empty(with_last_dim(x.layout().shape(), d_out), DType::F32);
     let out_rows = out.storage_mut::<f32>();
     // The bias first, then `+= x·W` (BLAS reads it inside the product: no second pass).
+    let bias = f32_slice(&bias);
     for row in out_rows.chunks_exact_mut(d_out.max(1)) {
-        row.copy_from_slice(f32_slice(&bias));
+        row.copy_from_slice(bias);
     }
     let x_rows = MatRef::row_major(f32_slice(&x), rows, d_in);
     let w = MatRef::row_major(f32_slice(&weight), d_in, d_out);
