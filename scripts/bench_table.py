@@ -3,7 +3,8 @@
 
 A case measured in several rounds (bench.sh's ROUNDS, ours and PyTorch alternating) is one row:
 `best` is the fastest run of any round (this VM's noise only ever adds time, so the minimum is the
-stable statistic), `median` the median of the rounds' medians; peak RSS is the largest."""
+stable statistic; a training step's forward / backward / optimizer split is that run's), `median`
+the median of the rounds' medians; peak RSS is the largest."""
 import json
 import statistics
 import sys
@@ -21,7 +22,10 @@ def load(path):
     out = []
     for group in merged.values():
         r = dict(group[0])
-        r["seconds_min"] = min(g.get("seconds_min", g["seconds_median"]) for g in group)
+        fastest = min(group, key=lambda g: g.get("seconds_min", g["seconds_median"]))
+        r["seconds_min"] = fastest.get("seconds_min", fastest["seconds_median"])
+        if "fastest_step_phases" in fastest:
+            r["fastest_step_phases"] = fastest["fastest_step_phases"]
         r["seconds_median"] = statistics.median(g["seconds_median"] for g in group)
         rss = [g["peak_rss_mb"] for g in group if g.get("peak_rss_mb") is not None]
         r["peak_rss_mb"] = max(rss) if rss else None
@@ -60,6 +64,24 @@ def kernel_table(path):
         ours, theirs = r["seconds_median"], b["seconds_median"]
         op = r["case"].removeprefix("kernel_")
         print(f"| {op} | {r['pass']} | {r['batch']} × {r['tokens']} | {b['impl']} | {theirs * 1e3:.1f} | {ours * 1e3:.1f} | {theirs / ours:.1f}× |")
+
+
+def phase_table(train):
+    """Where the fastest step of each training case went: forward, backward, optimizer."""
+    ours = [r for r in train if r["impl"] != "pytorch" and "fastest_step_phases" in r]
+    theirs = {(r["method"], r["max_length"]): r for r in train if r["impl"] == "pytorch"}
+    if not ours:
+        return
+    print()
+    print("| fastest step | max_length | forward s ours / PyTorch | backward s | optimizer s |")
+    print("|---|---|---|---|---|")
+    for r in ours:
+        t = theirs.get((r["method"], r["max_length"]), {}).get("fastest_step_phases")
+        cells = []
+        for phase in ("forward", "backward", "optimizer"):
+            mine = r["fastest_step_phases"][phase]
+            cells.append(f"{mine:.2f} / {t[phase]:.2f}" if t else f"{mine:.2f}")
+        print(f"| {r['method']} ({r.get('optimizer', impl_label(r))}) | {r['max_length']} | " + " | ".join(cells) + " |")
 
 
 def main(rust_path, torch_path, train_path=None, kernels_path=None):
@@ -105,6 +127,7 @@ def main(rust_path, torch_path, train_path=None, kernels_path=None):
             rss = f"{r['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f}" if t else f"{r['peak_rss_mb']:.0f}"
             rss_full = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "–"
             print(f"| {r['method']} ({impl_label(r)}) | {r['max_length']} | {r['trainable']:,} | {ts} | {secs:.2f} | {ratio} | {ratio_median} | {vs_full} | {rss} | {rss_full} |")
+        phase_table(train)
 
     if kernels_path:
         kernel_table(kernels_path)

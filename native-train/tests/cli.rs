@@ -1349,6 +1349,35 @@ fn bench_quick_records_the_forward_and_its_matmul_library() {
     assert!(forward["seconds_min"].as_f64().unwrap() > 0.0);
 }
 
+/// A training-step benchmark splits its fastest step into forward, backward and optimizer time
+/// and names the update it ran (the trainer's fused AdamW on the cpu backend).
+#[test]
+fn bench_train_splits_the_step_and_names_its_optimizer() {
+    let lines = json_lines(&[
+        "bench-train",
+        "--batch",
+        "1",
+        "--max-length",
+        "100",
+        "--repeats",
+        "1",
+    ]);
+    let [step] = lines.as_slice() else {
+        panic!("one record expected: {lines:?}");
+    };
+    assert_eq!(step["optimizer"], "fused AdamW");
+    let phases = &step["fastest_step_phases"];
+    let seconds = |name: &str| {
+        phases[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {name} in {phases}"))
+    };
+    let split = seconds("forward") + seconds("backward") + seconds("optimizer");
+    assert!(seconds("forward") > 0.0 && seconds("backward") > 0.0);
+    let total = step["seconds_min"].as_f64().unwrap();
+    assert!(split <= total * 1.001 && split > total * 0.9, "{split} vs {total}");
+}
+
 /// Every op × implementation × pass gives one JSON line with a positive time; a malformed case
 /// is refused by name.
 #[test]

@@ -11,6 +11,7 @@
 //! [`linear_gelu`] is the MLP expansion with a backward that recomputes its product instead of
 //! keeping the GELU input (`--gradient-checkpointing` on the cpu backend).
 
+pub mod adamw;
 #[cfg(feature = "flex")]
 pub mod attention;
 #[cfg(feature = "flex")]
@@ -121,6 +122,33 @@ pub fn linear_gelu<const D: usize>(
     }
     let _ = recompute;
     gelu(self::linear(linear, x))
+}
+
+/// Whether the fused AdamW update (`adamw_step`, with the `flex` feature) takes `param`: an
+/// `f32` tensor on burn-flex.
+pub fn fuses_adamw<const D: usize>(param: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    return extension::runs_on_flex(param) && param.dtype() == burn::tensor::DType::F32;
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = param;
+        false
+    }
+}
+
+/// One AdamW update ([`adamw`]) of `param` from `grad` with its moments, fused into one pass
+/// and in place where the buffers are not shared; returns `(param, moment_1, moment_2)`.
+/// Requires [`fuses_adamw`] (burn's `AdamW` is the update elsewhere).
+#[cfg(feature = "flex")]
+pub fn adamw_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moment_1: Tensor<D>,
+    moment_2: Tensor<D>,
+    step: adamw::AdamWStep,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    assert!(fuses_adamw(&param), "adamw_step: f32 on burn-flex only");
+    extension::adamw_step(param, grad, moment_1, moment_2, step)
 }
 
 /// The exact GELU from burn tensor ops (`erf` included), differentiated op by op.

@@ -1,6 +1,7 @@
 //! Training: the loop, the paper's optimiser settings and schedule, SpecAugment and time shift, resumable
 //! training state.
 
+pub mod adamw;
 pub mod hyper;
 pub mod probe;
 pub mod schedule;
@@ -10,6 +11,7 @@ pub mod state;
 pub mod timeshift;
 pub mod trainer;
 
+pub use adamw::FusedAdamW;
 pub use hyper::OptimizerConfig;
 pub use probe::CachedProbe;
 pub use schedule::CosineSchedule;

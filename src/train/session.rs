@@ -8,7 +8,7 @@
 //! [`TrainSession::finish`], which skips the update when the loss is not finite and otherwise
 //! back-propagates and applies AdamW at the schedule's learning rate.
 
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -77,12 +77,7 @@ impl<M: Classifier> TrainSession<M> {
     ) -> Result<Self, TrainError> {
         check_examples(&train_set, shape)?;
         let o = &config.optimizer;
-        let optimizer = AdamWConfig::new()
-            .with_beta_1(o.beta1)
-            .with_beta_2(o.beta2)
-            .with_epsilon(o.epsilon)
-            .with_weight_decay(o.weight_decay)
-            .init();
+        let optimizer = super::adamw(o);
         let batch_size = config.batch_size.max(1);
         let steps_per_epoch = train_set.len().div_ceil(batch_size);
         let schedule = CosineSchedule {

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::FusedAdamW;
 use super::hyper::OptimizerConfig;
 use super::schedule::CosineSchedule;
 use super::specaug::SpecAugment;
@@ -349,14 +350,10 @@ impl<M: Classifier> TrainState<M> {
     }
 }
 
-/// AdamW with the configured moments, decay and ε (the learning rate is given per step).
+/// AdamW with the configured moments, decay and ε (the learning rate is given per step),
+/// fused into one pass per parameter on burn-flex ([`FusedAdamW`]).
 pub fn adamw(o: &OptimizerConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(o.beta1)
-        .with_beta_2(o.beta2)
-        .with_epsilon(o.epsilon)
-        .with_weight_decay(o.weight_decay)
-        .init()
+    ModuleOptimizer::from(FusedAdamW::new(o))
 }
 
 /// Trains `model` (on an autodiff device) and returns the weights of the best epoch on

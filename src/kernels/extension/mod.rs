@@ -8,14 +8,17 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::adamw::AdamWStep;
+
+mod adamw;
 mod attention;
 mod gelu;
 mod layer_norm;
 mod linear;
 mod linear_gelu;
 
-/// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm, and the MLP
-/// expansion `gelu(x·W + b)` with a recomputing backward.
+/// Fused CPU kernels: exact GELU with its derivative, attention, LayerNorm, the MLP expansion
+/// `gelu(x·W + b)` with a recomputing backward, and the AdamW update.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedKernels: Backend {
     /// Exact GELU.
@@ -48,6 +51,15 @@ pub trait FusedKernels: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// One AdamW update of `param` (`f32`) from `grad`; returns the parameter and the two
+    /// moments after it.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Whether `x` lives on burn-flex (possibly under autodiff), the backend with these kernels.
@@ -106,6 +118,28 @@ pub fn layer_norm<const D: usize>(
     ))
 }
 
+/// [`FusedKernels::adamw_step`] on high-level tensors (which must be `f32` on burn-flex).
+pub fn adamw_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moment_1: Tensor<D>,
+    moment_2: Tensor<D>,
+    step: AdamWStep,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (param, moment_1, moment_2) = <Dispatch as FusedKernels>::adamw_step(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        moment_1.into_dispatch(),
+        moment_2.into_dispatch(),
+        step,
+    );
+    (
+        Tensor::from_dispatch(param),
+        Tensor::from_dispatch(moment_1),
+        Tensor::from_dispatch(moment_2),
+    )
+}
+
 /// A contiguous `f32` copy-free view of `x`, or a contiguous copy when `x` is strided.
 fn contiguous(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
     if x.as_slice::<f32>().is_some() {
@@ -156,6 +190,16 @@ impl FusedKernels for Flex {
     ) -> FloatTensor<Self> {
         linear_gelu::forward(x, weight, bias)
     }
+
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adamw::step(param, grad, moment_1, moment_2, step)
+    }
 }
 
 impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
@@ -202,6 +246,28 @@ impl<C: CheckpointStrategy> FusedKernels for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         linear_gelu::autodiff_forward::<C>(x, weight, bias)
+    }
+
+    /// An optimizer update, outside the graph: the results are untracked.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (param, moment_1, moment_2) = adamw::step(
+            param.into_primitive(),
+            grad.into_primitive(),
+            moment_1.into_primitive(),
+            moment_2.into_primitive(),
+            step,
+        );
+        (
+            FloatTensor::<Self>::new(param),
+            FloatTensor::<Self>::new(moment_1),
+            FloatTensor::<Self>::new(moment_2),
+        )
     }
 }
 
