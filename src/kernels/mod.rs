@@ -9,7 +9,8 @@
 //! handwritten backward steps for burn-autodiff; other backends keep burn's own ops.
 //!
 //! [`linear_gelu`] is the MLP expansion with a backward that recomputes its product instead of
-//! keeping the GELU input (`--gradient-checkpointing` on the cpu backend).
+//! keeping the GELU input (`--gradient-checkpointing` on the cpu backend). [`adamw`] is the
+//! optimizer's update in one pass per parameter (`train::FusedAdamW`).
 
 pub mod adamw;
 #[cfg(feature = "flex")]
