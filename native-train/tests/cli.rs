@@ -1375,7 +1375,10 @@ fn bench_train_splits_the_step_and_names_its_optimizer() {
     let split = seconds("forward") + seconds("backward") + seconds("optimizer");
     assert!(seconds("forward") > 0.0 && seconds("backward") > 0.0);
     let total = step["seconds_min"].as_f64().unwrap();
-    assert!(split <= total * 1.001 && split > total * 0.9, "{split} vs {total}");
+    assert!(
+        split <= total * 1.001 && split > total * 0.9,
+        "{split} vs {total}"
+    );
 }
 
 /// Every op × implementation × pass gives one JSON line with a positive time; a malformed case

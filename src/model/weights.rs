@@ -248,6 +248,20 @@ impl<'w, 'a> WeightPath<'w, 'a> {
 /// A named f32 tensor on the host: `(name, values, shape)`.
 pub type NamedTensor = (String, Vec<f32>, Vec<usize>);
 
+/// A tensor of `values` in `shape`, on `like`'s device and tracked for gradients when `like` is:
+/// what replaces a parameter's value when a file is loaded into it.
+pub fn replacement<const D: usize>(like: &Tensor<D>, values: &[f32], shape: &[usize]) -> Tensor<D> {
+    let fresh = Tensor::from_data(
+        TensorData::new(values.to_vec(), shape.to_vec()),
+        &like.device(),
+    );
+    if like.is_require_grad() {
+        fresh.require_grad()
+    } else {
+        fresh
+    }
+}
+
 /// Serialises f32 tensors (and string metadata) into safetensors bytes.
 pub fn serialize_f32(
     tensors: Vec<NamedTensor>,

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::checkpoint::{MAX_CLASSES, MAX_INPUT_FRAMES};
-use crate::model::weights::serialize_f32;
+use crate::model::weights::{replacement, serialize_f32};
 use crate::model::{AstConfig, AstModel, LoadError, TensorProblem};
 
 use super::config::PetlConfig;
@@ -106,15 +106,7 @@ impl ModuleMapper for Loader<'_> {
             });
             return param;
         }
-        let data = TensorData::new(values.clone(), shape.clone());
-        param.map(|t| {
-            let fresh = Tensor::from_data(data, &t.device());
-            if t.is_require_grad() {
-                fresh.require_grad()
-            } else {
-                fresh
-            }
-        })
+        param.map(|t| replacement(&t, values, shape))
     }
 }
 

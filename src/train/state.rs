@@ -13,10 +13,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Bytes, Tensor, TensorData};
+use burn::tensor::{Bytes, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::model::weights::replacement;
 
 use super::trainer::{adamw, Classifier, EpochMetrics, TrainConfig, TrainState};
 
@@ -186,16 +188,7 @@ impl ModuleMapper for Restore<'_> {
         }
         let (id, tensor, mapper) = param.consume();
         let id = self.ids.get(&path).map_or(id, |&v| ParamId::from(v));
-        let fresh = Tensor::from_data(
-            TensorData::new(values.clone(), shape.clone()),
-            &tensor.device(),
-        );
-        let fresh = if tensor.is_require_grad() {
-            fresh.require_grad()
-        } else {
-            fresh
-        };
-        Param::from_mapped_value(id, fresh, mapper)
+        Param::from_mapped_value(id, replacement(&tensor, values, shape), mapper)
     }
 }
 
