@@ -21,17 +21,22 @@ pub struct FusedAdamW {
 impl FusedAdamW {
     /// AdamW with `config`'s moments, decay and ε (the learning rate is given per step).
     pub fn new(config: &OptimizerConfig) -> Self {
-        let composed = AdamWConfig::new()
-            .with_beta_1(config.beta1)
-            .with_beta_2(config.beta2)
-            .with_epsilon(config.epsilon)
-            .with_weight_decay(config.weight_decay)
-            .build();
         Self {
             config: config.clone(),
-            composed,
+            composed: composed_adamw(config),
         }
     }
+}
+
+/// burn's own `AdamW` (composed from tensor ops) with `config`'s moments, decay and ε: what
+/// [`FusedAdamW`] runs off burn-flex, and the comparison for it.
+pub fn composed_adamw(config: &OptimizerConfig) -> AdamW {
+    AdamWConfig::new()
+        .with_beta_1(config.beta1)
+        .with_beta_2(config.beta2)
+        .with_epsilon(config.epsilon)
+        .with_weight_decay(config.weight_decay)
+        .build()
 }
 
 impl Optimizer for FusedAdamW {
@@ -87,7 +92,7 @@ fn fused_step<const D: usize>(
 mod tests {
     use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
-    use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+    use burn::optim::{GradientsParams, ModuleOptimizer};
     use burn::tensor::{Device, Distribution, Tensor};
 
     use super::*;
@@ -103,12 +108,7 @@ mod tests {
     }
 
     fn burn_adamw(o: &OptimizerConfig) -> ModuleOptimizer {
-        AdamWConfig::new()
-            .with_beta_1(o.beta1)
-            .with_beta_2(o.beta2)
-            .with_epsilon(o.epsilon)
-            .with_weight_decay(o.weight_decay)
-            .init()
+        ModuleOptimizer::from(composed_adamw(o))
     }
 
     /// A Linear whose weight is a transposed (non-contiguous) view, as weights imported from

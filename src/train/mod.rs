@@ -11,7 +11,7 @@ pub mod state;
 pub mod timeshift;
 pub mod trainer;
 
-pub use adamw::FusedAdamW;
+pub use adamw::{composed_adamw, FusedAdamW};
 pub use hyper::OptimizerConfig;
 pub use probe::CachedProbe;
 pub use schedule::CosineSchedule;

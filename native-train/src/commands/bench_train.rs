@@ -5,14 +5,14 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Distribution, Int, Tensor};
 use petl_ast::backend::Backend;
 use petl_ast::kernels::fuses_adamw;
 use petl_ast::model::{AstConfig, AstModel};
 use petl_ast::petl::{MethodArgs, PetlModel};
-use petl_ast::train::{adamw, OptimizerConfig};
+use petl_ast::train::{adamw, composed_adamw, OptimizerConfig};
 use serde_json::json;
 
 /// Arguments of `bench-train`.
@@ -86,21 +86,10 @@ pub fn run(args: Args) -> Result<()> {
         &device,
     );
     let one_hot = labels.one_hot::<2>(classes).float();
-    // The paper's AdamW settings; the learning rate of its adapter runs.
-    let settings = OptimizerConfig {
-        lr: 5e-3,
-        beta1: 0.9,
-        beta2: 0.98,
-        epsilon: 1e-6,
-        weight_decay: 0.1,
-    };
+    // The paper's AdamW settings and learning rate for this method.
+    let settings = OptimizerConfig::paper(&petl);
     let mut optimizer = if args.composed_adamw {
-        AdamWConfig::new()
-            .with_beta_1(settings.beta1)
-            .with_beta_2(settings.beta2)
-            .with_epsilon(settings.epsilon)
-            .with_weight_decay(settings.weight_decay)
-            .init()
+        ModuleOptimizer::from(composed_adamw(&settings))
     } else {
         adamw(&settings)
     };

@@ -4,7 +4,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::Flex;
 use burn::tensor::DType;
 
-use super::contiguous;
+use super::{contiguous, spans_buffer};
 use crate::kernels::adamw::AdamWStep;
 
 /// [`super::FusedKernels::adamw_step`] on burn-flex: the update runs in the buffers of `param`
@@ -46,10 +46,7 @@ pub fn step(
 /// `x` when its elements are its whole buffer in order, else a contiguous copy: the update
 /// writes the buffer from its first element to its last.
 fn whole_buffer(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
-    let n = x.layout().num_elements();
-    let spans_buffer = x.layout().contiguous_offsets() == Some((0, n))
-        && x.bytes().len() == n * std::mem::size_of::<f32>();
-    if spans_buffer {
+    if spans_buffer(&x) {
         x
     } else {
         x.to_contiguous()

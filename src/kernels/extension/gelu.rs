@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex};
 use burn::tensor::DType;
 
-use super::{contiguous, FusedKernels};
+use super::{contiguous, spans_buffer, FusedKernels};
 
 /// [`FusedKernels::gelu_exact`] on burn-flex.
 pub fn forward(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
@@ -65,9 +65,7 @@ pub fn autodiff_forward<C: CheckpointStrategy>(
 /// The tensor's `f32` elements to overwrite when `x` owns its buffer and spans all of it
 /// (an intermediate result nothing else holds), else `None`.
 fn owned_slice(x: &mut FloatTensor<Flex>) -> Option<&mut [f32]> {
-    let spans_buffer = x.layout().contiguous_offsets() == Some((0, x.layout().num_elements()))
-        && x.bytes().len() == x.layout().num_elements() * std::mem::size_of::<f32>();
-    if spans_buffer {
+    if spans_buffer(x) {
         x.try_storage_mut::<f32>()
     } else {
         None

@@ -140,6 +140,14 @@ pub fn adamw_step<const D: usize>(
     )
 }
 
+/// Whether `x`'s elements are its whole `f32` buffer, in order (no offset, no gaps, nothing
+/// beyond): the buffer can be overwritten as the tensor's values.
+fn spans_buffer(x: &FloatTensor<Flex>) -> bool {
+    let n = x.layout().num_elements();
+    x.layout().contiguous_offsets() == Some((0, n))
+        && x.bytes().len() == n * std::mem::size_of::<f32>()
+}
+
 /// A contiguous `f32` copy-free view of `x`, or a contiguous copy when `x` is strided.
 fn contiguous(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
     if x.as_slice::<f32>().is_some() {
