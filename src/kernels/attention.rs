@@ -180,8 +180,6 @@ pub fn backward(
     if dq.is_empty() || dk.is_empty() {
         return;
     }
-    dk.fill(0.0);
-    dv.fill(0.0);
     let task = |bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
         let (b, h) = (bh / heads, bh % heads);
         let (k_head, v_head) = (k.whole(b, h), v.whole(b, h));
@@ -203,19 +201,21 @@ pub fn backward(
                 let delta = simd::probs_and_delta(p, dp, scale, lse[start + i]);
                 simd::score_grads(p, dp, scale, delta);
             }
-            // dv += pᵀ·dout, dq = ds·k, dk += dsᵀ·q
+            // dv += pᵀ·dout, dq = ds·k, dk += dsᵀ·q (the first tile writes dk and dv over
+            // whatever they held)
+            let accumulate = start > 0;
             let (probs, dscores) = (
                 MatRef::row_major(probs, rows, nk),
                 MatRef::row_major(dprobs, rows, nk),
             );
-            matmul_serial(probs.t(), g_rows, dv, true);
+            matmul_serial(probs.t(), g_rows, dv, accumulate);
             matmul_serial(
                 dscores,
                 k_head,
                 &mut dq[start * d..(start + rows) * d],
                 false,
             );
-            matmul_serial(dscores.t(), q_rows, dk, true);
+            matmul_serial(dscores.t(), q_rows, dk, accumulate);
         }
     };
     par_heads3(dq, nq * d, dk, dv, nk * d, task);

@@ -16,6 +16,8 @@ pub mod adamw;
 #[cfg(feature = "flex")]
 pub mod attention;
 #[cfg(feature = "flex")]
+mod buffer;
+#[cfg(feature = "flex")]
 mod extension;
 pub mod gelu;
 #[cfg(feature = "flex")]

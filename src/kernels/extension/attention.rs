@@ -9,6 +9,7 @@ use burn::backend::{Autodiff, Backend, Flex};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::DType;
 
+use super::zeros;
 use crate::kernels::attention::Heads;
 
 /// [`super::FusedKernels::attention`] on burn-flex.
@@ -112,7 +113,7 @@ fn attention_forward(
 ) -> (FloatTensor<Flex>, Vec<f32>) {
     let view = |x| heads_view(x).expect("viewable attention operand");
     let qh = view(q);
-    let mut out = FloatTensor::<Flex>::empty(q.layout().shape().clone(), DType::F32);
+    let mut out = zeros(q.layout().shape().clone());
     let [b, h, nq, _] = qh.shape;
     let mut lse = vec![0.0f32; b * h * nq];
     crate::kernels::attention::forward(
@@ -146,9 +147,9 @@ impl Backward<Flex, 3> for AttentionBackward {
         let grad = viewable(grads.consume::<Flex>(&ops.node));
         let AttentionState { q, k, v, lse } = ops.state;
         let view = |x| heads_view(x).expect("viewable attention operand");
-        let mut dq = FloatTensor::<Flex>::empty(q.layout().shape().clone(), DType::F32);
-        let mut dk = FloatTensor::<Flex>::empty(k.layout().shape().clone(), DType::F32);
-        let mut dv = FloatTensor::<Flex>::empty(v.layout().shape().clone(), DType::F32);
+        let mut dq = zeros(q.layout().shape().clone());
+        let mut dk = zeros(k.layout().shape().clone());
+        let mut dv = zeros(v.layout().shape().clone());
         crate::kernels::attention::backward(
             view(&q),
             view(&k),

@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex};
 use burn::tensor::DType;
 
-use super::{contiguous, spans_buffer, FusedKernels};
+use super::{contiguous, spans_buffer, zeros, FusedKernels};
 
 /// [`FusedKernels::gelu_exact`] on burn-flex.
 pub fn forward(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
@@ -21,7 +21,7 @@ pub fn forward(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
         crate::kernels::gelu::forward_in_place(xs);
         return x;
     }
-    let mut out = FloatTensor::<Flex>::empty(x.layout().shape().clone(), DType::F32);
+    let mut out = zeros(x.layout().shape().clone());
     let input = x.as_slice::<f32>().expect("contiguous f32");
     crate::kernels::gelu::forward(input, out.storage_mut::<f32>());
     out
@@ -37,7 +37,7 @@ pub fn backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Fl
     if let Some(grad) = owned_slice(&mut grad) {
         crate::kernels::gelu::backward_in_place(input, grad);
     } else {
-        let mut out = FloatTensor::<Flex>::empty(x.layout().shape().clone(), DType::F32);
+        let mut out = zeros(x.layout().shape().clone());
         let grad = grad.as_slice::<f32>().expect("contiguous f32");
         crate::kernels::gelu::backward(input, grad, out.storage_mut::<f32>());
         return out;

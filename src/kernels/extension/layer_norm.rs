@@ -8,7 +8,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex};
 use burn::tensor::DType;
 
-use super::{contiguous, f32_slice};
+use super::{contiguous, f32_slice, zeros};
 use crate::kernels::layer_norm;
 
 /// [`super::FusedKernels::layer_norm`] on burn-flex.
@@ -92,7 +92,7 @@ fn layer_norm_forward(
 ) -> (FloatTensor<Flex>, Vec<f32>, Vec<f32>) {
     let d = gamma.layout().num_elements();
     let rows = x.layout().num_elements() / d.max(1);
-    let mut out = FloatTensor::<Flex>::empty(x.layout().shape().clone(), DType::F32);
+    let mut out = zeros(x.layout().shape().clone());
     let (mut mean, mut rstd) = (vec![0.0f32; rows], vec![0.0f32; rows]);
     layer_norm::forward(
         f32_slice(x),
@@ -156,9 +156,7 @@ impl Backward<Flex, 3> for LayerNormBackward {
         let LayerNormState { kept, gamma, rstd } = ops.state;
         let [x_node, gamma_node, beta_node] = ops.parents;
         let d = gamma.layout().num_elements();
-        let mut dx = x_node
-            .as_ref()
-            .map(|_| FloatTensor::<Flex>::empty(dy.layout().shape().clone(), DType::F32));
+        let mut dx = x_node.as_ref().map(|_| zeros(dy.layout().shape().clone()));
         let params = layer_norm::backward(
             kept.saved(),
             d,

@@ -14,7 +14,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape};
 
-use super::{contiguous, f32_slice};
+use super::{contiguous, f32_slice, tensor_of, zeros};
+use crate::kernels::buffer;
 use crate::kernels::matmul::{matmul, MatRef};
 
 /// [`super::FusedKernels::linear`] on burn-flex.
@@ -29,17 +30,12 @@ pub fn forward(
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
     let [d_in, d_out] = dims(&weight);
     let rows = x.layout().num_elements() / d_in.max(1);
-    let mut out = FloatTensor::<Flex>::empty(with_last_dim(x.layout().shape(), d_out), DType::F32);
-    let out_rows = out.storage_mut::<f32>();
     // The bias first, then `+= x·W` (BLAS reads it inside the product: no second pass).
-    let bias = f32_slice(&bias);
-    for row in out_rows.chunks_exact_mut(d_out.max(1)) {
-        row.copy_from_slice(bias);
-    }
+    let mut out = buffer::tiled(f32_slice(&bias), rows);
     let x_rows = MatRef::row_major(f32_slice(&x), rows, d_in);
     let w = MatRef::row_major(f32_slice(&weight), d_in, d_out);
-    matmul(x_rows, w, out_rows, true);
-    out
+    matmul(x_rows, w, &mut out, true);
+    tensor_of(out, with_last_dim(x.layout().shape(), d_out))
 }
 
 /// `grad·Wᵀ`, the input gradient (shape of `grad` with the last dim `d_in`).
@@ -75,7 +71,7 @@ pub fn bias_grad(grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
 
 /// `a·b` into a new tensor of `shape`.
 fn product(a: MatRef, b: MatRef, shape: Shape) -> FloatTensor<Flex> {
-    let mut out = FloatTensor::<Flex>::empty(shape, DType::F32);
+    let mut out = zeros(shape);
     matmul(a, b, out.storage_mut::<f32>(), false);
     out
 }

@@ -6,9 +6,10 @@
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Shape, Tensor, TensorData};
 
 use crate::kernels::adamw::AdamWStep;
+use crate::kernels::buffer;
 
 mod adamw;
 mod attention;
@@ -138,6 +139,17 @@ pub fn adamw_step<const D: usize>(
         Tensor::from_dispatch(moment_1),
         Tensor::from_dispatch(moment_2),
     )
+}
+
+/// A contiguous `f32` tensor of `shape` holding `values` (taken without a copy).
+fn tensor_of(values: Vec<f32>, shape: Shape) -> FloatTensor<Flex> {
+    FloatTensor::<Flex>::from_data(TensorData::new(values, shape))
+}
+
+/// A contiguous `f32` tensor of zeros, zeroed over rayon's threads (see [`buffer`]).
+fn zeros(shape: Shape) -> FloatTensor<Flex> {
+    let len = shape.num_elements();
+    tensor_of(buffer::filled(len, 0.0), shape)
 }
 
 /// Whether `x`'s elements are its whole `f32` buffer, in order (no offset, no gaps, nothing
