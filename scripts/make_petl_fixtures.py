@@ -46,7 +46,7 @@ ADAPTER_LN_EPS = 1e-5  # nn.LayerNorm default (Conformer adapter `lnorm`)
 BN_EPS = 1e-5  # nn.BatchNorm1d default
 NUM_CLASSES = 5
 LABELS = [0, 1, 2]
-GRAD_CASES = ("adapter_pfeiffer_par", "lora_qv")
+GRAD_CASES = ("adapter_pfeiffer_par", "lora_qv", "dpt", "adapter_dpt_lora")
 
 CFG = json.loads((BASE_DIR / "config.json").read_text())
 D = CFG["hidden_size"]
@@ -793,7 +793,8 @@ of **all** output tokens after the final LayerNorm (`head: "ALL"`), or on the CL
   canonical PETL_AST state_dict names (`model.`-prefixed, no duplicated aliases), set to
   seeded random values, plus `logits` [3, 5]. **Tensors not in the file keep the base
   checkpoint values** (`audio_spectrogram_transformer.X` of `model.safetensors` ↔ `model.X`).
-- `adapter_pfeiffer_par` and `lora_qv` also hold `labels` = [0, 1, 2] (as float32) and
+- `adapter_pfeiffer_par`, `lora_qv`, `dpt` and `adapter_dpt_lora` also hold `labels` =
+  [0, 1, 2] (as float32) and
   `grad.<name>` for every trained tensor: the gradient of the mean cross-entropy of `logits`
   w.r.t. that tensor.
 

@@ -56,6 +56,7 @@ fn our_grad(model: &PetlModel, name: &str, grads: &burn::tensor::Gradients) -> V
         petl_ast::petl::adapter::Block::Bottleneck(b) => b,
         _ => unreachable!(),
     };
+    let prompts = || model.prompts.as_ref().expect("prompts");
     let layer = &model.ast.layers[0];
     match name {
         "classification_head.weight" => linear_weight(&model.head),
@@ -109,11 +110,22 @@ fn our_grad(model: &PetlModel, name: &str, grads: &burn::tensor::Gradients) -> V
         "model.encoder.layer.0.attention.attention.lora_up_v.weight" => {
             linear_weight(&hooks.lora.v.as_ref().unwrap().up)
         }
+        "prompt_embeddings" => prompts().shallow.val().grad(grads).map(values).unwrap(),
+        "deep_prompt_embeddings" => prompts()
+            .deep
+            .as_ref()
+            .expect("deep prompts")
+            .val()
+            .grad(grads)
+            .map(values)
+            .unwrap(),
         other => panic!("no mapping for {other}"),
     }
 }
 
-fn check_gradients(name: &str) {
+/// Checks every gradient the fixture `name` holds for layer 0 and the head (at least
+/// `at_least` of them).
+fn check_gradients(name: &str, at_least: usize) {
     let device = device().autodiff();
     let (model, _) = model_for(&case(name), &device);
     let reference = Reference::open(&format!("petl/{name}.safetensors"));
@@ -152,7 +164,10 @@ fn check_gradients(name: &str) {
         );
         checked += 1;
     }
-    assert!(checked >= 6, "{name}: only {checked} gradients checked");
+    assert!(
+        checked >= at_least,
+        "{name}: only {checked} gradients checked"
+    );
     // Frozen tensors get no gradient at all.
     let layer = &model.ast.layers[0];
     assert!(layer.attention.query.weight.val().grad(&grads).is_none());
@@ -169,12 +184,26 @@ fn check_gradients(name: &str) {
 
 #[test]
 fn adapter_gradients_match_pytorch() {
-    check_gradients("adapter_pfeiffer_par");
+    check_gradients("adapter_pfeiffer_par", 8);
 }
 
 #[test]
 fn lora_gradients_match_pytorch() {
-    check_gradients("lora_qv");
+    check_gradients("lora_qv", 6);
+}
+
+/// Deep prompt tuning: layer 0 skips the prompt rows' own outputs, which layer 1 overwrites
+/// (`petl::layer::forward_dropping`); the gradients must still be PyTorch's, which computes
+/// them in full.
+#[test]
+fn deep_prompt_gradients_match_pytorch() {
+    check_gradients("dpt", 6);
+}
+
+/// The same, with LoRA inside the attention and an adapter at the MLP of the dropping layer.
+#[test]
+fn deep_prompt_adapter_lora_gradients_match_pytorch() {
+    check_gradients("adapter_dpt_lora", 16);
 }
 
 #[test]

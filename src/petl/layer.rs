@@ -3,13 +3,15 @@
 //! One forward serves every method: the base [`EncoderLayer`] is not copied, its parts are called
 //! with the hooks in between.
 
+use std::ops::Range;
+
 use burn::module::Module;
 use burn::tensor::Tensor;
 
 use crate::model::attention::{attend, SelfAttention};
 use crate::model::layer::EncoderLayer;
 
-use super::adapter::Adapter;
+use super::adapter::{Adapter, Block};
 use super::config::{Insertion, Position};
 use super::lora::{project, AttentionLora};
 use super::moa::Moa;
@@ -43,6 +45,18 @@ impl SublayerHooks {
     /// Whether nothing is attached.
     pub fn is_empty(&self) -> bool {
         self.parallel.is_none() && self.sequential.is_none() && self.moa.is_none()
+    }
+
+    /// Whether each token's output depends on that token's input alone: no adapter convolves
+    /// over the token axis (Convpass, Conformer) and no mixture dispatches tokens softly.
+    pub fn is_token_wise(&self) -> bool {
+        let adapter = |a: &Option<Adapter>| {
+            a.as_ref()
+                .is_none_or(|a| matches!(a.block, Block::Bottleneck(_)))
+        };
+        adapter(&self.parallel)
+            && adapter(&self.sequential)
+            && self.moa.as_ref().is_none_or(|m| matches!(m, Moa::Dense(_)))
     }
 
     /// The sub-layer output with the adapters wired in (formulas in
@@ -80,12 +94,32 @@ impl SublayerHooks {
     }
 }
 
+impl LayerHooks {
+    /// Whether [`forward_dropping`] gives exactly the kept rows of [`forward`]: nothing at the
+    /// attention sub-layer (its adapters would read the dropped rows' outputs), token-wise hooks
+    /// at the MLP.
+    pub fn can_drop_rows(&self) -> bool {
+        self.mhsa.is_empty() && self.ffn.is_token_wise()
+    }
+}
+
 /// Multi-head attention with LoRA and prefix hooks.
+pub fn attention(base: &SelfAttention, hooks: &LayerHooks, x: Tensor<3>) -> Tensor<3> {
+    attention_over(base, hooks, x.clone(), x)
+}
+
+/// [`attention`] for the rows of `queries` only, over the keys and values of all rows of `x`
+/// (`queries` are rows of `x`, both layer-normed).
 // PETL_AST LoRA: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_LoRA.py#L82-L121
 // PETL_AST prefix: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L276-L285
-pub fn attention(base: &SelfAttention, hooks: &LayerHooks, x: Tensor<3>) -> Tensor<3> {
+fn attention_over(
+    base: &SelfAttention,
+    hooks: &LayerHooks,
+    queries: Tensor<3>,
+    x: Tensor<3>,
+) -> Tensor<3> {
     let lora = &hooks.lora;
-    let q = project(&base.query, lora.q.as_ref(), x.clone());
+    let q = project(&base.query, lora.q.as_ref(), queries);
     let mut k = project(&base.key, lora.k.as_ref(), x.clone());
     let mut v = project(&base.value, lora.v.as_ref(), x);
     if let Some(prefix) = &hooks.prefix {
@@ -123,4 +157,36 @@ pub fn forward(
         }
     }
     out
+}
+
+/// [`forward`] for the rows outside `dropped` only, for a caller that discards the outputs of
+/// those rows (deep prompt tuning overwrites its prompt rows before the next layer). The dropped
+/// rows still serve as keys and values of the attention; their query projection, attention rows,
+/// output projection and MLP are not computed. Exact when [`LayerHooks::can_drop_rows`].
+///
+/// # Shapes
+/// - h: `[batch, tokens, d]`; output `[batch, tokens − dropped.len(), d]`
+pub fn forward_dropping(
+    base: &EncoderLayer,
+    hooks: &LayerHooks,
+    h: Tensor<3>,
+    dropped: Range<usize>,
+) -> Tensor<3> {
+    debug_assert!(hooks.can_drop_rows());
+    let z1 = base.norm_before_attention(h.clone());
+    let kept = |x: Tensor<3>| without_rows(x, dropped.clone());
+    let h1 = kept(h) + attention_over(&base.attention, hooks, kept(z1.clone()), z1);
+    let z2 = base.norm_before_mlp(h1.clone());
+    h1 + hooks.ffn.apply(z2, |z| base.mlp(z))
+}
+
+/// `x` `[batch, tokens, d]` without the tokens in `rows`.
+pub fn without_rows(x: Tensor<3>, rows: Range<usize>) -> Tensor<3> {
+    let n = x.dims()[1];
+    let parts: Vec<_> = [(0, rows.start), (rows.end, n - rows.end)]
+        .into_iter()
+        .filter(|&(_, len)| len > 0)
+        .map(|(start, len)| x.clone().narrow(1, start, len))
+        .collect();
+    Tensor::cat(parts, 1)
 }

@@ -183,11 +183,29 @@ impl PetlModel {
                 .moa
                 .as_ref()
                 .is_some_and(|m| m.location == Location::Mhsa);
+        let layers = self.ast.layers.len();
+        // Whether the previous layer dropped the prompt rows (deep prompts overwrite them).
+        let mut dropped = false;
         for (i, (base, hooks)) in self.ast.layers.iter().zip(&self.hooks).enumerate() {
-            if let Some(prompts) = &self.prompts {
-                x = prompts.before_layer(i, x);
+            let Some(prompts) = &self.prompts else {
+                x = layer::forward(base, hooks, x, double_add);
+                continue;
+            };
+            x = if dropped {
+                prompts.refill(i, x)
+            } else {
+                prompts.before_layer(i, x)
+            };
+            match prompts.overwritten_after(i, layers) {
+                Some(rows) if hooks.can_drop_rows() => {
+                    x = layer::forward_dropping(base, hooks, x, rows);
+                    dropped = true;
+                }
+                _ => {
+                    x = layer::forward(base, hooks, x, double_add);
+                    dropped = false;
+                }
             }
-            x = layer::forward(base, hooks, x, double_add);
         }
         self.ast.final_norm(x)
     }
@@ -253,4 +271,89 @@ impl PetlModel {
 
 fn unfreeze(norm: LayerNorm) -> LayerNorm {
     norm.set_require_grad(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::petl::config::{AdapterBlock, AdapterConfig, LoraConfig, MoaConfig, MoaKind};
+
+    fn adapter(location: Location, block: AdapterBlock) -> AdapterConfig {
+        AdapterConfig {
+            location,
+            block,
+            insertion: Insertion::Parallel,
+            position: crate::petl::config::Position::Before,
+            residual: false,
+            reduction_rate: 8,
+            kernel_size: 3,
+        }
+    }
+
+    fn moa(kind: MoaKind) -> MoaConfig {
+        MoaConfig {
+            kind,
+            location: Location::Ffn,
+            experts: 2,
+            reduction_rate: 8,
+            slots: 2,
+        }
+    }
+
+    /// Layers drop the rows deep prompts overwrite only where every hook is token-wise and the
+    /// attention sub-layer has none (otherwise the kept rows would change).
+    #[test]
+    fn only_token_wise_hooks_outside_the_attention_sublayer_drop_rows() {
+        let device = Device::flex();
+        let d = 16;
+        let hooks = |petl: PetlConfig| PetlModel::layer_hooks(&petl, d, &device);
+        let lora = Some(LoraConfig {
+            reduction_rate: 4,
+            alpha: 8.0,
+            targets: vec![LoraTarget::Q, LoraTarget::V],
+        });
+        let cases = [
+            (PetlConfig::default(), true),
+            (
+                PetlConfig {
+                    lora,
+                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Bottleneck)],
+                    moa: Some(moa(MoaKind::Dense)),
+                    ..PetlConfig::default()
+                },
+                true,
+            ),
+            (
+                PetlConfig {
+                    adapters: vec![adapter(Location::Mhsa, AdapterBlock::Bottleneck)],
+                    ..PetlConfig::default()
+                },
+                false,
+            ),
+            (
+                PetlConfig {
+                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Convpass)],
+                    ..PetlConfig::default()
+                },
+                false,
+            ),
+            (
+                PetlConfig {
+                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Conformer)],
+                    ..PetlConfig::default()
+                },
+                false,
+            ),
+            (
+                PetlConfig {
+                    moa: Some(moa(MoaKind::Soft)),
+                    ..PetlConfig::default()
+                },
+                false,
+            ),
+        ];
+        for (i, (petl, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(hooks(petl).can_drop_rows(), expected, "case {i}");
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //!
 //! Reference: <https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L110-L150>.
 
+use std::ops::Range;
+
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -54,12 +56,28 @@ impl Prompts {
     /// Before layer `layer ≥ 1` of a deep prompt set: replaces positions `1…p` by that layer's
     /// prompts. Identity for shallow prompts and layer 0.
     pub fn before_layer(&self, layer: usize, tokens: Tensor<3>) -> Tensor<3> {
-        let Some(deep) = &self.deep else {
-            return tokens;
-        };
-        if layer == 0 {
+        if self.deep.is_none() || layer == 0 {
             return tokens;
         }
+        let p = self.len();
+        self.refill(layer, super::layer::without_rows(tokens, 1..1 + p))
+    }
+
+    /// The token rows that the prompts of the layer after `layer` overwrite (`1…p`), when deep
+    /// and `layer` is not the last of the `layers`: that layer need not compute their outputs
+    /// (see [`super::layer::forward_dropping`]).
+    pub fn overwritten_after(&self, layer: usize, layers: usize) -> Option<Range<usize>> {
+        (self.deep.is_some() && layer + 1 < layers).then(|| 1..1 + self.len())
+    }
+
+    /// Before layer `layer ≥ 1` of a deep prompt set, on the tokens without prompt rows
+    /// (`[CLS, patches…]`, the output of a layer that dropped them): inserts that layer's prompts
+    /// at positions `1…p`.
+    pub fn refill(&self, layer: usize, tokens: Tensor<3>) -> Tensor<3> {
+        let deep = self
+            .deep
+            .as_ref()
+            .expect("refill needs deep prompts and a layer ≥ 1");
         let [batch, n, d] = tokens.dims();
         let p = self.len();
         let prompts = deep.val().narrow(0, layer - 1, 1).expand([batch, p, d]);
@@ -67,7 +85,7 @@ impl Prompts {
             vec![
                 tokens.clone().narrow(1, 0, 1),
                 prompts,
-                tokens.narrow(1, 1 + p, n - 1 - p),
+                tokens.narrow(1, 1, n - 1),
             ],
             1,
         )
