@@ -10,7 +10,9 @@
 //!
 //! [`linear_gelu`] is the MLP expansion with a backward that recomputes its product instead of
 //! keeping the GELU input (`--gradient-checkpointing` on the cpu backend). [`adamw`] is the
-//! optimizer's update in one pass per parameter (`train::FusedAdamW`).
+//! optimizer's update in one pass per parameter (`train::FusedAdamW`). The kernels' results are
+//! `Vec<f32>` buffers initialised over rayon's threads (`buffer.rs`), which burn-flex takes
+//! without a copy.
 
 pub mod adamw;
 #[cfg(feature = "flex")]
