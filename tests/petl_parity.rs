@@ -34,3 +34,85 @@ fn every_method_matches_the_pytorch_reference() {
     }
     assert!(failures.is_empty(), "logits differ: {failures:#?}");
 }
+
+/// With the CLS head, `forward` runs the last layer for the CLS row only; with deep prompts,
+/// every earlier layer skips the prompt rows. Logits and the gradients of every trained tensor
+/// must equal those of the full computation ([`encode_every_row`]).
+#[test]
+fn skipping_unread_rows_changes_no_logit_or_gradient() {
+    use burn::module::Module;
+    use burn::tensor::Tensor;
+    use petl_ast::petl::HeadInput;
+
+    let device = device().autodiff();
+    let input = Reference::open("models/ast-tiny-s10/reference.safetensors")
+        .tensor::<3>("input_values", &device);
+    for name in ["dpt", "adapter_dpt_lora", "adapter_pfeiffer_par", "lora_qv"] {
+        let (mut model, _) = model_for(&common::petl_cases::case(name), &device);
+        for head in [HeadInput::All, HeadInput::Cls] {
+            model.config.head = head;
+            let skipping = model.forward(input.clone());
+            let full = model
+                .head
+                .forward(model.pool(encode_every_row(&model, input.clone())));
+            let err = max_abs_diff(&values(skipping.clone()), &values(full.clone()));
+            assert!(err <= 1e-5, "{name} {head:?}: logits differ by {err}");
+            let grads_of = |logits: Tensor<2>| {
+                let grads = logits.powi_scalar(2).sum().backward();
+                let mut out = Vec::new();
+                model.visit(&mut GradCollector {
+                    grads: &grads,
+                    out: &mut out,
+                });
+                out
+            };
+            let (a, b) = (grads_of(skipping), grads_of(full));
+            assert_eq!(a.len(), b.len());
+            assert!(!a.is_empty(), "{name}: no trained tensor");
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+                let rel = max_abs_diff(a, b) / scale;
+                assert!(
+                    rel <= 1e-4,
+                    "{name} {head:?}: gradient {i} differs by {rel}"
+                );
+            }
+        }
+    }
+}
+
+/// `PetlModel::encode` with every layer computing every row (no hook here needs the paper-compat
+/// double MoA add).
+fn encode_every_row(
+    model: &petl_ast::petl::PetlModel,
+    input: burn::tensor::Tensor<3>,
+) -> burn::tensor::Tensor<3> {
+    let mut x = model.ast.embeddings.forward(input);
+    if let Some(prompts) = &model.prompts {
+        x = prompts.insert(x);
+    }
+    for (i, (base, hooks)) in model.ast.layers.iter().zip(&model.hooks).enumerate() {
+        if let Some(prompts) = &model.prompts {
+            x = prompts.before_layer(i, x);
+        }
+        x = petl_ast::petl::layer::forward(base, hooks, x, false);
+    }
+    model.ast.final_norm(x)
+}
+
+/// Every float parameter's gradient, in visiting order.
+struct GradCollector<'a> {
+    grads: &'a burn::tensor::Gradients,
+    out: &'a mut Vec<Vec<f32>>,
+}
+
+impl burn::module::ModuleVisitor for GradCollector<'_> {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        if let Some(grad) = param.val().grad(self.grads) {
+            self.out.push(values(grad));
+        }
+    }
+}

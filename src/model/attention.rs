@@ -71,7 +71,17 @@ impl SelfAttention {
     /// - x: `[batch, tokens, d]` (already layer-normed)
     /// - output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let q = self.split_heads(linear(&self.query, x.clone()));
+        self.forward_queries(x.clone(), x)
+    }
+
+    /// [`Self::forward`] for the rows of `queries` only, over the keys and values of every row
+    /// of `x` (`queries` are rows of `x`).
+    ///
+    /// # Shapes
+    /// - queries: `[batch, rows, d]`; x: `[batch, tokens, d]` (both layer-normed)
+    /// - output: `[batch, rows, d]`
+    pub fn forward_queries(&self, queries: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
+        let q = self.split_heads(linear(&self.query, queries));
         let k = self.split_heads(linear(&self.key, x.clone()));
         let v = self.split_heads(linear(&self.value, x));
         linear(&self.output, Self::merge_heads(attend(q, k, v)))

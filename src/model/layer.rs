@@ -1,5 +1,7 @@
 //! One pre-LayerNorm encoder layer of the AST (`ASTLayer`).
 
+use std::ops::Range;
+
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
@@ -98,7 +100,21 @@ impl EncoderLayer {
     /// - x: `[batch, tokens, d]`
     /// - output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = x.clone() + self.attention.forward(self.norm_before_attention(x));
+        let tokens = x.dims()[1];
+        self.forward_rows(x, 0..tokens)
+    }
+
+    /// [`Self::forward`]'s output rows `rows` only: every row is still a key and value of the
+    /// attention, but only `rows` get queries, the output projection and the MLP (for a caller
+    /// that reads no other row, e.g. a pooler of the CLS token).
+    ///
+    /// # Shapes
+    /// - x: `[batch, tokens, d]`
+    /// - output: `[batch, rows.len(), d]`
+    pub fn forward_rows(&self, x: Tensor<3>, rows: Range<usize>) -> Tensor<3> {
+        let z = self.norm_before_attention(x.clone());
+        let kept = |t: Tensor<3>| t.narrow(1, rows.start, rows.len());
+        let h = kept(x) + self.attention.forward_queries(kept(z.clone()), z);
         h.clone() + self.mlp(self.norm_before_mlp(h))
     }
 }

@@ -23,7 +23,7 @@ use super::specaug::SpecAugment;
 use super::timeshift::TimeShift;
 use burn::module::Module;
 
-use crate::model::{AstForAudioClassification, AstModel};
+use crate::model::AstForAudioClassification;
 use crate::petl::PetlModel;
 
 /// A module that maps `[batch, max_length, mel]` inputs to `[batch, classes]` logits; what the
@@ -43,7 +43,7 @@ impl Classifier for PetlModel {
         self.forward(input)
     }
     fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
-        let pooled = self.pool(self.encode(input));
+        let pooled = self.pooled(input);
         (self.head.forward(pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
@@ -56,7 +56,7 @@ impl Classifier for AstForAudioClassification {
         self.forward(input)
     }
     fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
-        let pooled = AstModel::pool(self.ast.forward(input));
+        let pooled = self.ast.pooled(input);
         (self.head.forward(pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
