@@ -335,38 +335,26 @@ mod tests {
             alpha: 8.0,
             targets: vec![LoraTarget::Q, LoraTarget::V],
         });
+        let with_adapter = |location, block| PetlConfig {
+            adapters: vec![adapter(location, block)],
+            ..PetlConfig::default()
+        };
         let cases = [
             (PetlConfig::default(), true),
             (
                 PetlConfig {
                     lora,
-                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Bottleneck)],
                     moa: Some(moa(MoaKind::Dense)),
-                    ..PetlConfig::default()
+                    ..with_adapter(Location::Ffn, AdapterBlock::Bottleneck)
                 },
                 true,
             ),
             (
-                PetlConfig {
-                    adapters: vec![adapter(Location::Mhsa, AdapterBlock::Bottleneck)],
-                    ..PetlConfig::default()
-                },
+                with_adapter(Location::Mhsa, AdapterBlock::Bottleneck),
                 false,
             ),
-            (
-                PetlConfig {
-                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Convpass)],
-                    ..PetlConfig::default()
-                },
-                false,
-            ),
-            (
-                PetlConfig {
-                    adapters: vec![adapter(Location::Ffn, AdapterBlock::Conformer)],
-                    ..PetlConfig::default()
-                },
-                false,
-            ),
+            (with_adapter(Location::Ffn, AdapterBlock::Convpass), false),
+            (with_adapter(Location::Ffn, AdapterBlock::Conformer), false),
             (
                 PetlConfig {
                     moa: Some(moa(MoaKind::Soft)),

@@ -41,26 +41,16 @@ impl Prompts {
 
     /// `[CLS, DIST, patches…]` → `[CLS, P₁…P_p, patches…]`.
     pub fn insert(&self, tokens: Tensor<3>) -> Tensor<3> {
-        let [batch, n, d] = tokens.dims();
-        let prompts = self.shallow.val().expand([batch, self.len(), d]);
-        Tensor::cat(
-            vec![
-                tokens.clone().narrow(1, 0, 1),
-                prompts,
-                tokens.narrow(1, 2, n - 2),
-            ],
-            1,
-        )
+        splice(self.shallow.val(), tokens, 2)
     }
 
     /// Before layer `layer ≥ 1` of a deep prompt set: replaces positions `1…p` by that layer's
     /// prompts. Identity for shallow prompts and layer 0.
     pub fn before_layer(&self, layer: usize, tokens: Tensor<3>) -> Tensor<3> {
-        if self.deep.is_none() || layer == 0 {
-            return tokens;
+        match &self.deep {
+            Some(deep) if layer > 0 => splice(layer_prompts(deep, layer), tokens, 1 + self.len()),
+            _ => tokens,
         }
-        let p = self.len();
-        self.refill(layer, super::layer::without_rows(tokens, 1..1 + p))
     }
 
     /// The token rows that the prompts of the layer after `layer` overwrite (`1…p`), when deep
@@ -78,16 +68,26 @@ impl Prompts {
             .deep
             .as_ref()
             .expect("refill needs deep prompts and a layer ≥ 1");
-        let [batch, n, d] = tokens.dims();
-        let p = self.len();
-        let prompts = deep.val().narrow(0, layer - 1, 1).expand([batch, p, d]);
-        Tensor::cat(
-            vec![
-                tokens.clone().narrow(1, 0, 1),
-                prompts,
-                tokens.narrow(1, 1, n - 1),
-            ],
-            1,
-        )
+        splice(layer_prompts(deep, layer), tokens, 1)
     }
+}
+
+/// The deep prompts of layer `layer ≥ 1`, `[1, p, d]`.
+fn layer_prompts(deep: &Param<Tensor<3>>, layer: usize) -> Tensor<3> {
+    deep.val().narrow(0, layer - 1, 1)
+}
+
+/// `[CLS, prompts…, tokens[rest..]…]`: the CLS row of `tokens`, the `[1, p, d]` prompts for every
+/// clip, then the rows of `tokens` from `rest` on.
+fn splice(prompts: Tensor<3>, tokens: Tensor<3>, rest: usize) -> Tensor<3> {
+    let [batch, n, d] = tokens.dims();
+    let p = prompts.dims()[1];
+    Tensor::cat(
+        vec![
+            tokens.clone().narrow(1, 0, 1),
+            prompts.expand([batch, p, d]),
+            tokens.narrow(1, rest, n - rest),
+        ],
+        1,
+    )
 }
