@@ -26,9 +26,11 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-# Rust: the wasm target.
+# Rust: the wasm target, and the standard library's sources for the threaded web build
+# (scripts/build_web_threads.sh recompiles std with atomics).
 rustup target list --installed | grep -q '^wasm32-unknown-unknown$' \
   || rustup target add wasm32-unknown-unknown
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
 
 # wasm-bindgen-cli at exactly the version in Cargo.lock (the test runner must match the crate).
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)

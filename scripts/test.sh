@@ -15,6 +15,6 @@ CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
   WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --target wasm32-unknown-unknown --features wgpu --test wasm
 
-echo "== web app: trunk build, then end-to-end in headless Chromium (WebGPU on SwiftShader, CPU fallback)"
+echo "== web app: trunk build (its hook adds the threaded CPU build), then end-to-end in headless Chromium (WebGPU on SwiftShader, CPU fallback with and without threads)"
 trunk build --release
 node tests/e2e/web.test.mjs

@@ -718,9 +718,11 @@ async function main() {
   await init();
   $('version').textContent = `petl-ast ${version()}`;
   const wanted = params.get('backend') === 'cpu' ? 'cpu' : 'webgpu';
-  const backend = await call('init', { backend: wanted });
+  // `?threads=1` keeps the CPU engine on one thread even where the threaded build could run.
+  const threads = params.get('threads') === '1' ? 1 : undefined;
+  const backend = await call('init', { backend: wanted, threads });
   state.backend = backend;
-  $('backend').textContent = backend.backend === 'webgpu' ? `WebGPU: ${backend.adapter}` : 'CPU (WebAssembly)';
+  $('backend').textContent = backend.backend === 'webgpu' ? `WebGPU: ${backend.adapter}` : backend.adapter;
   if (backend.fallback) show(`Using the CPU: ${backend.fallback}. Training will be slower.`, 'info');
   state.classes = await store.loadClasses().catch(() => []);
   renderClasses();

@@ -1,9 +1,14 @@
 // The model engine in a Web Worker: loading checkpoints, classifying, personalising (one step
 // per message turn so progress flows and the stop button works), exporting/importing adapters.
 // All model code is the Rust crate (petl-ast.js + petl-ast_bg.wasm); this file only routes.
+// On the CPU, a cross-origin isolated page gets the threaded build of the same crate
+// (threads/petl-ast.js, scripts/build_web_threads.sh): its kernels run on a pool of Web Workers.
 import init, { createEngine } from '../petl-ast.js';
 
-const ready = init();
+// The single-threaded module is instantiated only where it runs (WebGPU, or the CPU without the
+// threaded build), so a threaded page compiles one module in this worker, not two.
+let plainModule = null;
+const plain = () => (plainModule ??= init());
 let engine = null;
 let stopRequested = false;
 let queue = Promise.resolve();
@@ -21,9 +26,38 @@ async function adapterName() {
   }
 }
 
+// The CPU engine on the threaded build, one pool thread per logical core (this worker only waits
+// while they compute); `{ reason }` where the page cannot have it.
+async function threadedCpuEngine() {
+  if (!self.crossOriginIsolated) return { reason: 'the page is not cross-origin isolated' };
+  const threads = Math.max(1, navigator.hardwareConcurrency || 1);
+  if (threads < 2) return { reason: 'one logical core' };
+  try {
+    const pkg = await import('../threads/petl-ast.js');
+    await pkg.default();
+    await pkg.initThreadPool(threads);
+    return { engine: await pkg.createEngine('cpu'), threads: pkg.cpuThreads() };
+  } catch (e) {
+    return { reason: `the threaded build did not start: ${e.message || e}` };
+  }
+}
+
+async function cpuEngine(threads) {
+  if (threads !== 1) {
+    const threaded = await threadedCpuEngine();
+    if (threaded.engine) {
+      engine = threaded.engine;
+      return { threads: threaded.threads };
+    }
+    console.info(`CPU engine on one thread: ${threaded.reason}`);
+  }
+  await plain();
+  engine = await createEngine('cpu');
+  return { threads: 1 };
+}
+
 const ops = {
-  async init({ backend }) {
-    await ready;
+  async init({ backend, threads }) {
     let fallback = null;
     if (backend !== 'cpu') {
       if (!('gpu' in navigator)) {
@@ -34,6 +68,7 @@ const ops = {
           fallback = 'no WebGPU adapter is available';
         } else {
           try {
+            await plain();
             engine = await createEngine('webgpu');
             return { backend: 'webgpu', adapter: name };
           } catch (e) {
@@ -42,8 +77,9 @@ const ops = {
         }
       }
     }
-    engine = await createEngine('cpu');
-    return { backend: 'cpu', adapter: 'CPU (WebAssembly)', fallback };
+    const cpu = await cpuEngine(threads);
+    const adapter = cpu.threads > 1 ? `CPU (WebAssembly, ${cpu.threads} threads)` : 'CPU (WebAssembly)';
+    return { backend: 'cpu', adapter, threads: cpu.threads, fallback };
   },
 
   async loadModel({ name, config, weights, preprocessor }) {

@@ -37,12 +37,12 @@ where
             label: clip.label,
         })
     };
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     let results: Vec<Result<Example, String>> = {
         use rayon::prelude::*;
         clips.par_iter().map(one).collect()
     };
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     let results: Vec<Result<Example, String>> = clips.iter().map(one).collect();
     let mut out = Vec::with_capacity(results.len());
     let mut skipped = Vec::new();

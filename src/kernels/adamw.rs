@@ -64,7 +64,7 @@ impl AdamWStep {
 }
 
 /// Elements per parallel task: large enough that rayon's overhead is noise.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 const CHUNK: usize = 1 << 15;
 
 /// Updates `param`, `moment_1` and `moment_2` in place from `grad`. Panics when the lengths
@@ -82,7 +82,7 @@ pub fn step(
         "adamw: parameter, gradient and moment lengths differ"
     );
     let c = step.coefficients();
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         param
@@ -92,7 +92,7 @@ pub fn step(
             .zip(moment_2.par_chunks_mut(CHUNK))
             .for_each(|(((p, g), m), v)| simd::step(p, g, m, v, c));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     simd::step(param, grad, moment_1, moment_2, c);
 }
 

@@ -229,7 +229,7 @@ fn par_heads(
     lse_chunk: usize,
     task: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
 ) {
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(out_chunk)
@@ -237,7 +237,7 @@ fn par_heads(
             .enumerate()
             .for_each(|(bh, (out, lse))| task(bh, out, lse));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     out.chunks_mut(out_chunk)
         .zip(lse.chunks_mut(lse_chunk))
         .enumerate()
@@ -253,7 +253,7 @@ fn par_heads3(
     kv_chunk: usize,
     task: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync,
 ) {
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         dq.par_chunks_mut(q_chunk)
@@ -261,7 +261,7 @@ fn par_heads3(
             .enumerate()
             .for_each(|(bh, (dq, (dk, dv)))| task(bh, dq, dk, dv));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     dq.chunks_mut(q_chunk)
         .zip(dk.chunks_mut(kv_chunk).zip(dv.chunks_mut(kv_chunk)))
         .enumerate()

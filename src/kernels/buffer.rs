@@ -10,7 +10,7 @@
 use std::mem::MaybeUninit;
 
 /// Elements per parallel task: large enough that rayon's overhead is noise.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 const CHUNK: usize = 1 << 15;
 
 /// `len` copies of `value`.
@@ -45,13 +45,13 @@ fn init(len: usize, unit: usize, write: impl Fn(&mut [MaybeUninit<f32>]) + Sync)
     );
     let mut values = Vec::with_capacity(len);
     let slots = &mut values.spare_capacity_mut()[..len];
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         let chunk = CHUNK.div_ceil(unit).max(1) * unit;
         slots.par_chunks_mut(chunk).for_each(&write);
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     write(slots);
     // SAFETY: the chunks cover `0..len` and `write` initialises every slot of each (both
     // callers above: `filled` every slot, `tiled` whole rows of chunks of whole rows).

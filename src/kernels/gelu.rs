@@ -66,31 +66,31 @@ fn backward_body(x: &[f32], grad: &[f32], out: &mut [f32]) {
 }
 
 /// Elements per parallel task: large enough that rayon's overhead is noise.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 const CHUNK: usize = 1 << 15;
 
 /// `out[i] = gelu(x[i])`. Panics when the lengths differ.
 pub fn forward(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "gelu: input and output lengths differ");
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(out, x)| simd::forward(x, out));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     simd::forward(x, out);
 }
 
 /// `xs[i] = gelu(xs[i])`.
 pub fn forward_in_place(xs: &mut [f32]) {
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         xs.par_chunks_mut(CHUNK).for_each(simd::forward_in_place);
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     simd::forward_in_place(xs);
 }
 
@@ -101,14 +101,14 @@ pub fn backward_in_place(x: &[f32], grad: &mut [f32]) {
         grad.len(),
         "gelu backward: input and gradient lengths differ"
     );
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         grad.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(grad, x)| simd::backward_in_place(x, grad));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     simd::backward_in_place(x, grad);
 }
 
@@ -124,14 +124,14 @@ pub fn backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
         out.len(),
         "gelu backward: gradient and output lengths differ"
     );
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
             .for_each(|(out, (x, grad))| simd::backward(x, grad, out));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     simd::backward(x, grad, out);
 }
 

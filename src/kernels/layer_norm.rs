@@ -43,7 +43,7 @@ impl Saved<'_> {
 }
 
 /// Rows per parallel task.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 const ROWS: usize = 64;
 
 /// Normalises every `d`-wide row of `x` into `out`; writes each row's mean and `rstd`.
@@ -72,7 +72,7 @@ pub fn forward(
             (*mean, *rstd) = simd::forward_row(x, gamma, beta, eps, out);
         }
     };
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(threaded)]
     {
         use rayon::prelude::*;
         x.par_chunks(ROWS * d)
@@ -80,7 +80,7 @@ pub fn forward(
             .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
             .for_each(|((x, out), (mean, rstd))| rows(x, out, mean, rstd));
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(threaded))]
     rows(x, out, mean, rstd);
 }
 
@@ -121,7 +121,7 @@ pub fn backward(
                 simd::input_grad_row(&x_hat, dy, gamma, rstd[first + row], dx);
             }
         };
-        #[cfg(not(target_family = "wasm"))]
+        #[cfg(threaded)]
         {
             use rayon::prelude::*;
             dy.par_chunks(ROWS * d)
@@ -129,7 +129,7 @@ pub fn backward(
                 .enumerate()
                 .for_each(|(task, (dy, dx))| rows(task * ROWS, dy, dx));
         }
-        #[cfg(target_family = "wasm")]
+        #[cfg(not(threaded))]
         rows(0, dy, dx);
     }
     want_params.then(|| {
@@ -143,7 +143,7 @@ pub fn backward(
             }
             (dgamma, dbeta)
         };
-        #[cfg(not(target_family = "wasm"))]
+        #[cfg(threaded)]
         {
             use rayon::prelude::*;
             dy.par_chunks(ROWS * d)
@@ -158,7 +158,7 @@ pub fn backward(
                     },
                 )
         }
-        #[cfg(target_family = "wasm")]
+        #[cfg(not(threaded))]
         partial(0, dy)
     })
 }

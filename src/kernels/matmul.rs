@@ -140,23 +140,23 @@ impl SharedOut {
     }
 }
 
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 fn worker_threads() -> usize {
     rayon::current_num_threads()
 }
 
-#[cfg(target_family = "wasm")]
+#[cfg(not(threaded))]
 fn worker_threads() -> usize {
     1
 }
 
-#[cfg(not(target_family = "wasm"))]
+#[cfg(threaded)]
 fn run_parts(parts: usize, f: impl Fn(usize) + Sync + Send) {
     use rayon::prelude::*;
     (0..parts).into_par_iter().for_each(f);
 }
 
-#[cfg(target_family = "wasm")]
+#[cfg(not(threaded))]
 fn run_parts(parts: usize, f: impl Fn(usize) + Sync + Send) {
     (0..parts).for_each(f);
 }

@@ -12,6 +12,28 @@ pub mod engine;
 
 use wasm_bindgen::prelude::*;
 
+/// `initThreadPool(n)` (a Promise): starts `n` Web Workers sharing this module's memory as the
+/// rayon pool the CPU kernels run on. Only in the threaded build (`threads` feature, see
+/// `scripts/build_web_threads.sh`), which needs a cross-origin isolated page.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU kernels run on: the rayon pool's size in the threaded build, else 1.
+#[wasm_bindgen(js_name = cpuThreads)]
+pub fn cpu_threads() -> usize {
+    threads_in_pool()
+}
+
+#[cfg(feature = "threads")]
+fn threads_in_pool() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(not(feature = "threads"))]
+fn threads_in_pool() -> usize {
+    1
+}
+
 /// Installs a panic hook that logs Rust panics to the console (called once per instance).
 #[wasm_bindgen(start)]
 pub fn start() {

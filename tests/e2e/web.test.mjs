@@ -8,6 +8,8 @@
 //      model and the exported adapter); export → reload (IndexedDB restores classes and adapter)
 //      → forget → import gives the same predictions; a denied microphone and a truncated model
 //      file show clear messages.
+//      The page is cross-origin isolated, so this runs the threaded CPU build; a second run with
+//      `?threads=1` (the single-threaded build) checks the native numbers and times the same training.
 //   3. WebGPU (SwiftShader): the base model and the CPU-trained adapter give the native numbers;
 //      a short training run on WebGPU exports an adapter whose native logits match the page's.
 //
@@ -58,7 +60,11 @@ function serve() {
       return;
     }
     const body = readFileSync(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream', 'content-length': body.length });
+    res.writeHead(200, {
+      'content-type': MIME[extname(file)] || 'application/octet-stream', 'content-length': body.length,
+      // Cross-origin isolation (as Trunk.toml's `trunk serve`): the CPU fallback may use threads.
+      'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
+    });
     res.end(body);
   });
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
@@ -151,6 +157,17 @@ async function scoresOf(page, file) {
     const { top } = await window.petlCall('classify', { samples, k: 5 });
     return top;
   }, [...readFileSync(file)]);
+}
+
+// The worker's own time for one classification of `file` (decoded once), best of `runs`.
+async function classifyMs(page, file, runs) {
+  return page.evaluate(async ([bytes, runs]) => {
+    const mod = await import('/petl-ast.js');
+    const samples = mod.decodeWav(new Uint8Array(bytes), 'clip.wav');
+    let best = Infinity;
+    for (let i = 0; i < runs; i++) best = Math.min(best, (await window.petlCall('classify', { samples, k: 5 })).ms);
+    return best;
+  }, [[...readFileSync(file)], runs]);
 }
 
 function nativeScores(file, adapter) {
@@ -253,11 +270,15 @@ async function cpuScenario(url, words) {
     bench.cpu_startup_ms = startupMs;
     const backend = await page.textContent('#backend');
     log('backend:', backend);
-    assert.match(backend, /CPU/);
+    // The page is cross-origin isolated (serve()), so on ≥ 2 cores it runs the threaded build.
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    assert.match(backend, cores > 1 ? new RegExp(`CPU \\(WebAssembly, ${cores} threads\\)`) : /CPU/);
+    bench.cpu_threads = cores > 1 ? cores : 1;
     const digit = join(FSDD, '5_nicolas_2.wav');
     const t0 = Date.now();
     assertClose(await scoresOf(page, digit), nativeScores(digit), 'CPU wasm vs native');
     bench.cpu_first_classification_ms = Date.now() - t0;
+    bench.cpu_classification_ms = await classifyMs(page, digit, 5);
 
     await addClasses(page, words, 'cpu');
     await train(page, 20, 'cpu');
@@ -311,6 +332,26 @@ async function cpuScenario(url, words) {
   }
 }
 
+// The CPU fallback on one thread (`?threads=1`, the build a page without cross-origin isolation
+// gets): the native numbers, and the same training run's speed for comparison with the threads.
+async function singleThreadCpuScenario(url, words) {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await open(browser, `${url}?threads=1`);
+    assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    const t0 = Date.now();
+    assertClose(await scoresOf(page, digit), nativeScores(digit), 'CPU wasm (one thread) vs native');
+    bench.cpu1_first_classification_ms = Date.now() - t0;
+    bench.cpu1_classification_ms = await classifyMs(page, digit, 5);
+    await addClasses(page, words, 'cpu1');
+    await train(page, 20, 'cpu1');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
 // WebGPU (SwiftShader, a software GPU: ~1 min per training step here, so few steps): the base
 // model and the CPU-trained adapter give the native numbers; a short training run on WebGPU
 // exports an adapter whose native logits match the page's.
@@ -356,6 +397,7 @@ async function main() {
   const words = speak();
   try {
     const fromCpu = !only || only === 'cpu' ? await cpuScenario(url, words) : null;
+    if (!only || only === 'cpu') await singleThreadCpuScenario(url, words);
     if (!only || only === 'webgpu') {
       await digitFromMicrophone(url);
       await webgpuScenario(url, words, fromCpu);
