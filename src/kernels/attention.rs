@@ -221,7 +221,7 @@ pub fn backward(
     par_heads3(dq, nq * d, dk, dv, nk * d, task);
 }
 
-/// Runs `task(bh, out_chunk, lse_chunk)` for every head, in parallel natively.
+/// Runs `task(bh, out_chunk, lse_chunk)` for every head, in parallel where `cfg(threaded)`.
 fn par_heads(
     out: &mut [f32],
     out_chunk: usize,
@@ -244,7 +244,8 @@ fn par_heads(
         .for_each(|(bh, (out, lse))| task(bh, out, lse));
 }
 
-/// Runs `task(bh, dq_chunk, dk_chunk, dv_chunk)` for every head, in parallel natively.
+/// Runs `task(bh, dq_chunk, dk_chunk, dv_chunk)` for every head, in parallel where
+/// `cfg(threaded)`.
 fn par_heads3(
     dq: &mut [f32],
     q_chunk: usize,

@@ -1,4 +1,4 @@
-//! New `f32` buffers for the kernels' results, written once and in parallel natively.
+//! New `f32` buffers for the kernels' results, written once, in parallel where `cfg(threaded)`.
 //!
 //! burn-flex's `FlexTensor::empty` zeroes a `Vec<u8>` and then copies it into a 16-byte-aligned
 //! allocation (a `Vec<u8>` reports alignment 1), two serial passes on the thread that drives the

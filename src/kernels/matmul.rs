@@ -81,7 +81,8 @@ impl<'a> MatRef<'a> {
 }
 
 /// `c = a·b` (`c += a·b` when `accumulate`), `c` the contiguous row-major `a.rows × b.cols`
-/// result, in parallel over rayon's threads (natively).
+/// result, in parallel over rayon's threads where `cfg(threaded)` (natively, and in the
+/// threaded wasm build).
 pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
     let [m, n] = check(&a, &b, c);
     let threads = worker_threads();
