@@ -305,7 +305,7 @@ impl Engine {
                 .run
                 .take()
                 .ok_or_else(|| JsError::new("no training is in progress"))?;
-            let Some(pending) = run.session.forward() else {
+            let Some(pending) = on_pool(|| run.session.forward()) else {
                 return Err(JsError::new("training is already finished").into());
             };
             let loss = read_f32(pending.loss.clone()).await?;
@@ -317,9 +317,7 @@ impl Engine {
                 .map_err(|e| JsError::new(&format!("reading predictions failed: {e:?}")))?
                 .try_into_vec_as::<i64>()
                 .unwrap_or_default();
-            let report = run
-                .session
-                .finish(pending, loss as f64, &predicted)
+            let report = on_pool(|| run.session.finish(pending, loss as f64, &predicted))
                 .map_err(js_error)?;
             let done = run.session.is_done();
             let info = StepInfo {
@@ -444,6 +442,22 @@ fn parse_options(options: JsValue) -> Result<PersonaliseOptions, JsError> {
     o.max_length = partial.max_length.unwrap_or(o.max_length);
     o.seed = partial.seed.unwrap_or(o.seed);
     Ok(o)
+}
+
+/// Runs `work` on a worker of the rayon pool in the threaded build, on this thread otherwise.
+///
+/// This thread is not in the pool, so each parallel loop it starts is handed to a pool worker
+/// and waited for (`Atomics.wait`); started on a pool worker, the loops fork inside the pool,
+/// one hand-off per call instead of one per loop.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "threads")]
+    {
+        rayon::scope(|_| work())
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        work()
+    }
 }
 
 async fn read_f32(t: burn::tensor::Tensor<1>) -> Result<f32, JsError> {
