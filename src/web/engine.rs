@@ -231,8 +231,7 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| JsError::new("no model is loaded yet"))?;
             let features = classifier.extractor.extract(&samples);
-            let logits = classifier
-                .logits_async(&[features])
+            let logits = logits_of(&classifier, features)
                 .await
                 .map_err(|e| JsError::new(&e))?;
             let row = logits.into_iter().next().unwrap_or_default();
@@ -458,6 +457,18 @@ fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     {
         work()
     }
+}
+
+/// The logits of one clip. The threaded build has only the CPU backend: it computes them on the
+/// pool ([`on_pool`]). The other build may be on WebGPU, which has no blocking readback.
+#[cfg(feature = "threads")]
+async fn logits_of(classifier: &Classifier, features: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+    Ok(on_pool(|| classifier.logits(&[features])))
+}
+
+#[cfg(not(feature = "threads"))]
+async fn logits_of(classifier: &Classifier, features: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+    classifier.logits_async(&[features]).await
 }
 
 async fn read_f32(t: burn::tensor::Tensor<1>) -> Result<f32, JsError> {
