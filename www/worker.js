@@ -30,7 +30,7 @@ async function adapterName() {
 // while they compute); `{ reason }` where the page cannot have it.
 async function threadedCpuEngine() {
   if (!self.crossOriginIsolated) return { reason: 'the page is not cross-origin isolated' };
-  const threads = Math.max(1, navigator.hardwareConcurrency || 1);
+  const threads = navigator.hardwareConcurrency || 1;
   if (threads < 2) return { reason: 'one logical core' };
   try {
     const pkg = await import('../threads/petl-ast.js');

@@ -170,6 +170,16 @@ async function classifyMs(page, file, runs) {
   }, [[...readFileSync(file)], runs]);
 }
 
+// The page classifies a held-out FSDD digit as the native CLI does; records the first and the
+// warm classification times under `bench[prefix + '_…']`.
+async function digitMatchesNative(page, prefix, what) {
+  const digit = join(FSDD, '5_nicolas_2.wav');
+  const t0 = Date.now();
+  assertClose(await scoresOf(page, digit), nativeScores(digit), what);
+  bench[`${prefix}_first_classification_ms`] = Date.now() - t0;
+  bench[`${prefix}_classification_ms`] = await classifyMs(page, digit, 5);
+}
+
 function nativeScores(file, adapter) {
   const args = ['classify', '--json', '--top-k', '5', file];
   if (adapter) args.splice(1, 0, '--adapter', adapter);
@@ -274,11 +284,7 @@ async function cpuScenario(url, words) {
     const cores = await page.evaluate(() => navigator.hardwareConcurrency);
     assert.match(backend, cores > 1 ? new RegExp(`CPU \\(WebAssembly, ${cores} threads\\)`) : /CPU/);
     bench.cpu_threads = cores > 1 ? cores : 1;
-    const digit = join(FSDD, '5_nicolas_2.wav');
-    const t0 = Date.now();
-    assertClose(await scoresOf(page, digit), nativeScores(digit), 'CPU wasm vs native');
-    bench.cpu_first_classification_ms = Date.now() - t0;
-    bench.cpu_classification_ms = await classifyMs(page, digit, 5);
+    await digitMatchesNative(page, 'cpu', 'CPU wasm vs native');
 
     await addClasses(page, words, 'cpu');
     await train(page, 20, 'cpu');
@@ -339,11 +345,7 @@ async function singleThreadCpuScenario(url, words) {
   try {
     const { page, errors } = await open(browser, `${url}?threads=1`);
     assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
-    const digit = join(FSDD, '5_nicolas_2.wav');
-    const t0 = Date.now();
-    assertClose(await scoresOf(page, digit), nativeScores(digit), 'CPU wasm (one thread) vs native');
-    bench.cpu1_first_classification_ms = Date.now() - t0;
-    bench.cpu1_classification_ms = await classifyMs(page, digit, 5);
+    await digitMatchesNative(page, 'cpu1', 'CPU wasm (one thread) vs native');
     await addClasses(page, words, 'cpu1');
     await train(page, 20, 'cpu1');
     assert.deepEqual(errors, []);
