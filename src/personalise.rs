@@ -4,10 +4,15 @@
 //! ```text
 //! clips (16 kHz) ──fbank──▶ examples ──▶ PetlModel(adapter | LoRA | linear) ──TrainSession──▶ Classifier
 //! ```
+//!
+//! The head starts as the nearest-class-mean classifier of the clips' pooled embeddings
+//! ([`prototype_head`], "weight imprinting", Qi et al., CVPR 2018): with one clip per class the
+//! model already answers before its first step, and training refines it.
 
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{FeatureExtractor, AST_SAMPLE_RATE};
@@ -15,6 +20,10 @@ use crate::model::{Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::sha256_hex;
 use crate::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
 use crate::train::{Example, OptimizerConfig, TrainConfig, TrainError, TrainSession};
+
+/// How sure the prototype head is at the start: a clip at its class mean scores about this many
+/// logits above a class mean as far away as the average clip is from the centre.
+const PROTOTYPE_SHARPNESS: f32 = 4.0;
 
 /// The methods offered for personalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +96,34 @@ pub struct PersonaliseOptions {
     pub max_length: usize,
     /// Seed of the head/adapter initialisation order and shuffling.
     pub seed: u64,
+}
+
+impl PersonaliseOptions {
+    /// Input length in frames on a backbone that reads `backbone_max_length` frames.
+    pub fn input_length(&self, backbone_max_length: usize) -> usize {
+        self.max_length.min(backbone_max_length).max(16)
+    }
+
+    /// The training settings of the recipe for `petl` on `examples` clips (also the CLI's
+    /// `train --recipe personalise`).
+    pub fn train_config(&self, petl: &PetlConfig, examples: usize) -> TrainConfig {
+        let mut optimizer = OptimizerConfig::paper(petl);
+        optimizer.lr = self.lr.unwrap_or(match self.method {
+            // The paper's 1e-3 is for thousands of steps; a personalisation run has tens.
+            PersonaliseMethod::Linear => 1e-2,
+            _ => optimizer.lr,
+        });
+        TrainConfig {
+            epochs: self.epochs.max(1),
+            batch_size: self.batch_size.clamp(1, examples.max(1)),
+            optimizer,
+            seed: self.seed,
+            spec_augment: None,
+            max_bad_steps: 5,
+            warmup_steps: 0,
+            time_shift: None,
+        }
+    }
 }
 
 impl Default for PersonaliseOptions {
@@ -165,7 +202,7 @@ impl Personalisation {
             .method
             .petl_config(config.hidden_size, config.num_hidden_layers)
             .map_err(PersonaliseError::Method)?;
-        let max_length = options.max_length.min(config.max_length).max(16);
+        let max_length = options.input_length(config.max_length);
         let load = LoadOptions {
             max_length: Some(max_length),
             position: petl.position_mode(),
@@ -188,23 +225,10 @@ impl Personalisation {
                 label: *label,
             })
             .collect();
-        let mut optimizer = OptimizerConfig::paper(&petl);
-        optimizer.lr = options.lr.unwrap_or(match options.method {
-            // The paper's 1e-3 is for thousands of steps; a personalisation run has tens.
-            PersonaliseMethod::Linear => 1e-2,
-            _ => optimizer.lr,
-        });
-        let train = TrainConfig {
-            epochs: options.epochs.max(1),
-            batch_size: options.batch_size.clamp(1, examples.len()),
-            optimizer,
-            seed: options.seed,
-            spec_augment: None,
-            max_bad_steps: 5,
-            warmup_steps: 0,
-            time_shift: None,
-        };
+        let train = options.train_config(&petl, examples.len());
         let shape = [max_length, config.num_mel_bins];
+        crate::train::session::check_examples(&examples, shape)?;
+        let model = prototype_head(model, &examples, shape, labels.len(), train.batch_size);
         let session = TrainSession::new(model, examples, shape, train)?;
         let metadata = AdapterMetadata {
             petl,
@@ -220,6 +244,54 @@ impl Personalisation {
             extractor,
         })
     }
+}
+
+/// `model` with its head set to the nearest-class-mean classifier of the pooled embeddings of
+/// `examples` (`classes` classes; pooled in batches of `batch_size`), centred on their mean:
+/// `logit_c(x) = −‖x − μ_c‖² / 2τ` up to a constant, with `τ` the mean squared distance of a clip
+/// from the centre over [`PROTOTYPE_SHARPNESS`]. Tensor operations only (no read-back), so it
+/// runs the same on WebGPU.
+pub fn prototype_head(
+    mut model: PetlModel,
+    examples: &[Example],
+    shape: [usize; 2],
+    classes: usize,
+    batch_size: usize,
+) -> PetlModel {
+    let device = model.head.weight.device();
+    let pooled: Vec<Tensor<2>> = examples
+        .chunks(batch_size.max(1))
+        .map(|chunk| {
+            let (input, _) = crate::train::trainer::batch(chunk, shape, &device);
+            model.pooled(input).detach()
+        })
+        .collect();
+    let pooled = Tensor::cat(pooled, 0);
+    let n = examples.len();
+    let d = pooled.dims()[1];
+    let centre = pooled.clone().mean_dim(0); // [1, d]
+    let centred = pooled - centre.clone();
+    let mut counts = vec![0usize; classes];
+    for e in examples {
+        counts[e.label] += 1;
+    }
+    let mut averaging = vec![0f32; classes * n];
+    for (i, e) in examples.iter().enumerate() {
+        averaging[e.label * n + i] = 1.0 / counts[e.label] as f32;
+    }
+    let averaging = Tensor::<2>::from_data(TensorData::new(averaging, [classes, n]), &device);
+    let means = averaging.matmul(centred.clone()); // [classes, d]
+    let tau = centred.powf_scalar(2.0).sum_dim(1).mean() / PROTOTYPE_SHARPNESS; // [1]
+    let tau = tau.clamp_min(1e-6);
+    // logit_c(x) = (x·μ_c − centre·μ_c − ‖μ_c‖²/2) / τ
+    let weight = means.clone().transpose() / tau.clone().reshape([1, 1]);
+    let offset = means.clone().matmul(centre.transpose()).reshape([classes])
+        + means.powf_scalar(2.0).sum_dim(1).reshape([classes]) / 2.0;
+    let bias = -offset / tau;
+    debug_assert_eq!(weight.dims(), [d, classes]);
+    model.head.weight = Param::from_tensor(weight.detach());
+    model.head.bias = Some(Param::from_tensor(bias.detach()));
+    model
 }
 
 /// Sample rate the clips must have.

@@ -33,6 +33,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// Fine-tune a checkpoint with a PETL method on a dataset.
     Train(commands::train::Args),
+    /// Measure the page's personalisation recipe on held-out speakers and held-out words.
+    Fewshot(commands::fewshot::Args),
     /// Train the small offline demo AST from scratch on FSDD.
     PretrainDemo(commands::pretrain_demo::Args),
     /// Sum up run folders: a Table-I markdown table and figures (accuracy vs parameters,
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Params(args) => commands::params::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::Fewshot(args) => commands::fewshot::run(args),
         Command::PretrainDemo(args) => commands::pretrain_demo::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::BenchTrain(args) => commands::bench_train::run(args),

@@ -286,7 +286,9 @@ pub(crate) fn augment(
     }
 }
 
-pub(crate) fn batch(
+/// Stacks the features of `chunk` into a `[clips, frames, mel]` input on `device`, with their
+/// labels.
+pub fn batch(
     chunk: &[Example],
     [frames, mel]: [usize; 2],
     device: &Device,

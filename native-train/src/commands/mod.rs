@@ -8,6 +8,7 @@ pub mod classify;
 pub mod convert;
 pub mod datasets;
 pub mod features;
+pub mod fewshot;
 pub mod params;
 pub mod pretrain_demo;
 pub mod report;

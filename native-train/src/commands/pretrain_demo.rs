@@ -1,17 +1,22 @@
-//! `native-train pretrain-demo`: trains a small AST from scratch on four FSDD speakers and writes
-//! it as a Hugging Face checkpoint folder — the offline default of the CLI and the web app.
+//! `native-train pretrain-demo`: trains a small AST from scratch on four FSDD speakers and, with
+//! `--corpus`, the synthetic multi-voice word corpus of `scripts/make_pretrain_corpus.py`, and
+//! writes it as a Hugging Face checkpoint folder — the offline default of the CLI and the web app.
+//! Resumable (`--resume`) after any finished epoch.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use petl_ast::audio::{AudioLimits, FeatureExtractor, FeatureExtractorConfig};
-use petl_ast::data;
+use petl_ast::data::{self, Clip};
 use petl_ast::io::write_atomic;
-use petl_ast::model::{save, AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
-use petl_ast::train::{self, OptimizerConfig, SpecAugment, TimeShift, TrainConfig, TrainState};
+use petl_ast::model::{
+    save, AstConfig, AstForAudioClassification, AstModel, Checkpoint, ClassifierHead, LoadOptions,
+    PositionMode,
+};
+use petl_ast::train::{self, OptimizerConfig, SpecAugment, TimeShift, TrainConfig};
 use serde_json::json;
 
-use super::train::{featurise, run_loop};
+use super::train::{featurise, initial_state, run_loop, STATE_FILE};
 
 /// Speakers the demo backbone is trained on; theo and yweweler are held out for few-shot tests.
 pub const DEMO_SPEAKERS: [&str; 4] = ["george", "jackson", "lucas", "nicolas"];
@@ -22,6 +27,19 @@ pub struct Args {
     /// FSDD `recordings/` folder.
     #[arg(long, default_value = "../shared/data/fsdd/recordings")]
     data: PathBuf,
+    /// Pretraining corpus of `scripts/make_pretrain_corpus.py` (its `train/<label>/*.wav` are
+    /// added to the FSDD takes; its digit labels "0"…"9" are FSDD's).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// Every how many-th corpus clip is held out for validation.
+    #[arg(long, default_value_t = 20)]
+    corpus_valid_every: usize,
+    /// Leave out clips that cannot be read (each named on stderr) instead of stopping.
+    #[arg(long)]
+    skip_bad_files: bool,
+    /// Continue the run in --out after its last finished epoch (same arguments).
+    #[arg(long)]
+    resume: bool,
     /// Output checkpoint folder.
     #[arg(long, default_value = "www/models/fsdd-ast-tiny")]
     out: PathBuf,
@@ -49,6 +67,13 @@ pub struct Args {
     /// Encoder layers.
     #[arg(long, default_value_t = 4)]
     layers: usize,
+    /// Attention heads.
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Start from this checkpoint's backbone (a Hugging Face folder) instead of a random one; its
+    /// shape replaces --hidden-size, --layers, --heads and --stride, the head is new.
+    #[arg(long, value_name = "DIR")]
+    init_from: Option<PathBuf>,
     /// Patch stride on both axes.
     #[arg(long, default_value_t = 16)]
     stride: usize,
@@ -63,34 +88,60 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(anyhow::Error::msg)?
         .autodiff();
     device.seed(args.seed);
-    let mut config: AstConfig = serde_json::from_value(json!({
+    let init = args
+        .init_from
+        .as_ref()
+        .map(|dir| {
+            Checkpoint::from_dir(dir)
+                .with_context(|| format!("cannot load the checkpoint in {}", dir.display()))
+        })
+        .transpose()?;
+    let mut config: AstConfig = match &init {
+        Some(checkpoint) => checkpoint.config.clone(),
+        None => serde_json::from_value(json!({
         "hidden_size": args.hidden_size,
         "num_hidden_layers": args.layers,
-        "num_attention_heads": 4,
+        "num_attention_heads": args.heads,
         "intermediate_size": 4 * args.hidden_size,
         "frequency_stride": args.stride,
         "time_stride": args.stride,
         "max_length": args.max_length,
         "model_type": "audio-spectrogram-transformer",
         "architectures": ["ASTForAudioClassification"],
-    }))?;
-    config.set_labels(&data::fsdd::labels());
+        }))?,
+    };
+    config.max_length = args.max_length;
+    let mut splits = data::fsdd::splits(&args.data, &DEMO_SPEAKERS)?;
+    if let Some(corpus) = &args.corpus {
+        add_corpus(&mut splits, &corpus.join("train"), args.corpus_valid_every)?;
+    }
+    config.set_labels(&splits.labels);
     config.validate().map_err(anyhow::Error::msg)?;
-
-    let splits = data::fsdd::splits(&args.data, &DEMO_SPEAKERS)?;
     let preprocessor = FeatureExtractorConfig {
         max_length: args.max_length,
         ..FeatureExtractorConfig::default()
     };
     let extractor = FeatureExtractor::new(preprocessor.clone())?;
     let limits = AudioLimits::default();
-    let train_set = featurise(&splits.train, &extractor, &limits, false, "train")?;
-    let valid = featurise(&splits.valid, &extractor, &limits, false, "valid")?;
-    let test = featurise(&splits.test, &extractor, &limits, false, "test")?;
+    let skip = args.skip_bad_files;
+    let train_set = featurise(&splits.train, &extractor, &limits, skip, "train")?;
+    let valid = featurise(&splits.valid, &extractor, &limits, skip, "valid")?;
+    let test = featurise(&splits.test, &extractor, &limits, skip, "test")?;
 
+    let ast = match &init {
+        Some(checkpoint) => checkpoint.load_backbone(
+            &LoadOptions {
+                max_length: Some(args.max_length),
+                position: PositionMode::Adapt,
+                new_head: None,
+            },
+            &device,
+        )?,
+        None => AstModel::new(&config, args.max_length, &device),
+    };
     let model = AstForAudioClassification {
-        ast: AstModel::new(&config, args.max_length, &device),
-        head: ClassifierHead::new(&config, 10, &device),
+        ast,
+        head: ClassifierHead::new(&config, splits.labels.len(), &device),
     };
     let train_config = TrainConfig {
         epochs: args.epochs,
@@ -116,25 +167,41 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let shape = [args.max_length, config.num_mel_bins];
+    let state_path = args.out.join(STATE_FILE);
+    let resume_from = (args.resume && state_path.is_file()).then_some(state_path.as_path());
+    if args.resume && resume_from.is_none() {
+        eprintln!(
+            "note: no {} to resume from; starting afresh",
+            state_path.display()
+        );
+    }
     let (model, history) = run_loop(
-        TrainState::new(model, &train_config),
+        initial_state(model, &train_config, resume_from, &args.out)?,
         &train_set,
         Some(&valid),
         shape,
         &train_config,
         &args.out,
-        None,
+        Some(&state_path),
     )?
     .finish();
     let (_, test_accuracy, _) = train::evaluate(&model, &test, args.batch_size, shape);
     let model = burn::module::Module::valid(&model);
     save::save_dir(&model, &config, &args.out)?;
+    // The finished checkpoint replaces the resumable state (the full model with AdamW's moments).
+    let _ = std::fs::remove_file(&state_path);
     write_atomic(
         &args.out.join("preprocessor_config.json"),
         serde_json::to_string_pretty(&preprocessor)?.as_bytes(),
     )?;
+    let corpus_manifest = args
+        .corpus
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c.join("manifest.json")).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     let results = json!({
-        "speakers": DEMO_SPEAKERS, "train_clips": train_set.len(), "valid_clips": valid.len(),
+        "speakers": DEMO_SPEAKERS, "corpus": corpus_manifest, "labels": splits.labels.len(),
+        "train_clips": train_set.len(), "valid_clips": valid.len(),
         "test_clips": test.len(), "test_accuracy": test_accuracy,
         "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(0.0, f64::max),
         "train": train_config, "command": std::env::args().collect::<Vec<_>>().join(" "),
@@ -144,10 +211,46 @@ pub fn run(args: Args) -> Result<()> {
         serde_json::to_string_pretty(&results)?.as_bytes(),
     )?;
     println!(
-        "demo backbone: test accuracy {test_accuracy:.4} on {} clips of {:?}; written to {}",
+        "demo backbone: FSDD test accuracy {test_accuracy:.4} on {} clips of {:?}; written to {}",
         test.len(),
         DEMO_SPEAKERS,
         args.out.display()
     );
+    Ok(())
+}
+
+/// Adds the corpus `train/<label>/*.wav` folders to FSDD's `splits`: labels are the union (FSDD's
+/// digits "0"…"9" keep their clips), every `valid_every`-th file of a label goes to validation.
+fn add_corpus(splits: &mut data::Splits, dir: &std::path::Path, valid_every: usize) -> Result<()> {
+    let (labels, clips) = data::folder::read(dir)?;
+    let mut all = splits.labels.clone();
+    for label in &labels {
+        if !all.contains(label) {
+            all.push(label.clone());
+        }
+    }
+    let index = |label: &str| all.iter().position(|l| l == label).expect("in the union");
+    let mut seen = vec![0usize; labels.len()];
+    for clip in clips {
+        let n = seen[clip.label];
+        seen[clip.label] += 1;
+        let clip = Clip {
+            label: index(&labels[clip.label]),
+            ..clip
+        };
+        if valid_every > 0 && n % valid_every == valid_every - 1 {
+            splits.valid.push(clip);
+        } else {
+            splits.train.push(clip);
+        }
+    }
+    eprintln!(
+        "corpus {}: {} labels ({} new), {} clips",
+        dir.display(),
+        labels.len(),
+        all.len() - splits.labels.len(),
+        seen.iter().sum::<usize>()
+    );
+    splits.labels = all;
     Ok(())
 }

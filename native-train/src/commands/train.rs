@@ -16,8 +16,9 @@ use petl_ast::data::cache::FbankCache;
 use petl_ast::data::Clip;
 use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
+use petl_ast::personalise::{self, PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
-use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
+use petl_ast::petl::{AdapterMetadata, Method, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
     self, CachedProbe, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
     TimeShift, TrainConfig, TrainState,
@@ -96,9 +97,45 @@ pub struct Args {
     /// burn's balanced gradient checkpointing (recomputes element-wise ops and softmax).
     #[arg(long)]
     gradient_checkpointing: bool,
+    /// Training recipe: the paper's (per-dataset protocol, the method flags), or the web page's
+    /// few-shot personalisation (`petl_ast::personalise`: its adapter / LoRA / linear settings,
+    /// epochs, batch, learning rate and prototype-initialised head; --epochs, --batch-size,
+    /// --lr and --max-length still override).
+    #[arg(long, value_enum, default_value = "paper")]
+    recipe: Recipe,
     /// Run folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+}
+
+/// `train --recipe`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipe {
+    /// The paper's recipe for the dataset and method.
+    Paper,
+    /// The web page's personalisation recipe (methods adapter, LoRA, linear).
+    Personalise,
+}
+
+/// The page's personalisation settings for `train --recipe personalise`.
+fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
+    let method = match args.method.method {
+        Method::Adapter => PersonaliseMethod::Adapter,
+        Method::Lora => PersonaliseMethod::Lora,
+        Method::Linear => PersonaliseMethod::Linear,
+        other => anyhow::bail!(
+            "--recipe personalise trains the page's methods (adapter, LoRA, linear), not {other:?}"
+        ),
+    };
+    let defaults = PersonaliseOptions::default();
+    Ok(PersonaliseOptions {
+        method,
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        lr: args.lr,
+        max_length: args.max_length.unwrap_or(defaults.max_length),
+        seed: args.seed,
+    })
 }
 
 /// Progress bar over steps that shows loss and accuracy per epoch.
@@ -265,6 +302,8 @@ struct Job<'a> {
     batch_size: usize,
     epochs: usize,
     spec_augment: bool,
+    /// `--recipe personalise`: the page's settings.
+    personalise: Option<PersonaliseOptions>,
     extractor: FeatureExtractor,
     cache: Option<FbankCache>,
 }
@@ -277,11 +316,25 @@ impl<'a> Job<'a> {
         } = super::training_device(args.model.backend, args.gradient_checkpointing)?;
         let checkpoint = args.model.checkpoint()?;
         let config = &checkpoint.config;
-        let petl = args
-            .method
-            .to_config(config.hidden_size, config.num_hidden_layers)?;
         let protocol = args.data.protocol();
-        let max_length = args.max_length.unwrap_or(protocol.max_length);
+        let personalise = match args.recipe {
+            Recipe::Personalise => Some(personalise_options(args)?),
+            Recipe::Paper => None,
+        };
+        let (petl, max_length) = match &personalise {
+            Some(options) => (
+                options
+                    .method
+                    .petl_config(config.hidden_size, config.num_hidden_layers)
+                    .map_err(anyhow::Error::msg)?,
+                options.input_length(config.max_length),
+            ),
+            None => (
+                args.method
+                    .to_config(config.hidden_size, config.num_hidden_layers)?,
+                args.max_length.unwrap_or(protocol.max_length),
+            ),
+        };
         let mut extractor_config = checkpoint.preprocessor.clone();
         extractor_config.max_length = max_length;
         let extractor = FeatureExtractor::new(extractor_config)?;
@@ -291,9 +344,17 @@ impl<'a> Job<'a> {
             recompute_mlp,
             petl,
             max_length,
-            batch_size: args.batch_size.unwrap_or(protocol.batch_size),
-            epochs: args.epochs.unwrap_or(protocol.epochs),
-            spec_augment: args.spec_augment.unwrap_or(protocol.spec_augment),
+            batch_size: personalise
+                .as_ref()
+                .map_or(args.batch_size.unwrap_or(protocol.batch_size), |o| {
+                    o.batch_size
+                }),
+            epochs: personalise
+                .as_ref()
+                .map_or(args.epochs.unwrap_or(protocol.epochs), |o| o.epochs),
+            spec_augment: personalise.is_none()
+                && args.spec_augment.unwrap_or(protocol.spec_augment),
+            personalise,
             extractor,
             cache: args.data.cache(),
             checkpoint,
@@ -372,6 +433,13 @@ impl<'a> Job<'a> {
     }
 
     fn train_config(&self, seed: u64) -> TrainConfig {
+        if let Some(options) = &self.personalise {
+            let options = PersonaliseOptions {
+                seed,
+                ..options.clone()
+            };
+            return options.train_config(&self.petl, usize::MAX);
+        }
         let mut optimizer = OptimizerConfig::paper(&self.petl);
         if let Some(lr) = self.args.lr {
             optimizer.lr = lr;
@@ -395,14 +463,19 @@ impl<'a> Job<'a> {
     /// the cache flags are left out, so a `--resume` may use another cache.
     fn run_config(&self, fold: &Fold, train: &TrainConfig, model: &PetlModel) -> Value {
         let (args, data) = (self.args, &self.args.data);
-        json!({
+        let mut config = json!({
             "method": &args.method, "petl": &self.petl, "train": train,
             "dataset": format!("{:?}", data.dataset), "data": data.data, "speakers": data.speakers(),
             "few_shot": data.few_shot_k(), "few_shot_draw": self.few_shot().draw(), "fold": fold.fold, "rotation": &fold.rotation,
             "max_length": self.max_length, "labels": fold.splits.labels,
             "params": model.param_counts(), "base_model": args.model.name(),
             "probe_on_cached_features": self.cached_probe(model, train).is_some(),
-        })
+        });
+        if self.personalise.is_some() {
+            // Only when set, so that runs of the paper's recipe keep their config (and --resume).
+            config["recipe"] = json!("personalise");
+        }
+        config
     }
 
     /// Trains `fold` with `seed` into `out` (continuing the state there with `resume`) and
@@ -461,6 +534,16 @@ impl<'a> Job<'a> {
         let shape = self.shape();
         let valid = (!features.valid.is_empty()).then_some(features.valid.as_slice());
         let resume_from = (resume && state_path.is_file()).then_some(state_path.as_path());
+        let model = match &self.personalise {
+            Some(_) => personalise::prototype_head(
+                model,
+                train,
+                shape,
+                fold.splits.labels.len(),
+                self.batch_size,
+            ),
+            None => model,
+        };
         if resume && resume_from.is_none() {
             eprintln!("{}: no training state yet; starting", out.display());
         }
@@ -571,7 +654,7 @@ impl<'a> Job<'a> {
 }
 
 /// The training state to start from: the one saved in `resume_from`, else a fresh one.
-fn initial_state<M: Classifier>(
+pub fn initial_state<M: Classifier>(
     model: M,
     train_config: &TrainConfig,
     resume_from: Option<&Path>,
