@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Few-shot personalisation of the demo backbone (www/models/fsdd-ast-tiny, trained on george,
+# Few-shot personalisation of the built-in backbone (www/models/speech-ast-tiny, trained on george,
 # jackson, lucas, nicolas) to the held-out FSDD speakers theo and yweweler: K clips per digit,
 # tested on their official test takes (index 0–4): `native-train train --dataset fsdd-fewshot`.
 # Each cell trains SEEDS runs (default 3), each on its own seeded draw of K clips per digit, and
@@ -36,7 +36,7 @@ for m in $ORDER; do
   for k in $KS; do
     out="$OUT_DIR/$m-k$k"
     # shellcheck disable=SC2086
-    "$BIN" train --checkpoint www/models/fsdd-ast-tiny --dataset fsdd-fewshot --data "$DATA" \
+    "$BIN" train --checkpoint www/models/speech-ast-tiny --dataset fsdd-fewshot --data "$DATA" \
       --few-shot "$k" --epochs "$EPOCHS" --seeds "$SEEDS" ${METHODS[$m]} --out "$out" > "$out.log" 2>&1 \
       || { printf " failed |"; continue; }
     acc=$(python3 - "$out/results.json" <<'PY'

@@ -115,6 +115,11 @@ FLITE_HELDOUT = ["slt"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone"]
 FESTIVAL_HELDOUT = ["cmu_us_slt_arctic_hts"]
 
+# FSDD speakers whose recordings may be perturbed into pretraining clips; theo and yweweler are the
+# held-out speakers of the few-shot benchmark and are never read.
+FSDD_SPEAKERS = ["george", "jackson", "lucas", "nicolas"]
+DEFAULT_FSDD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fsdd" / "recordings"
+
 SOUND_THEMES = [Path("/usr/share/sounds/freedesktop/stereo"), Path("/usr/share/sounds/Yaru/stereo")]
 
 
@@ -285,6 +290,8 @@ def synthesise(plans, dest, scratch, themes, seed):
                 run(["espeak-ng", "-v", plan["voice"], "-s", str(plan["rate"]), "-p", str(plan["pitch"]), "-w", str(raw), plan["text"]], timeout=60)
             elif plan["engine"] == "flite":
                 run(["flite", "-voice", plan["voice"], "-t", plan["text"], "-o", str(raw)], timeout=60)
+            elif plan["engine"] == "recording":
+                shutil.copyfile(plan["text"], raw)
             elif plan["engine"] == "sound":
                 shutil.copyfile(plan["text"], raw.with_suffix(".oga"))
                 raw = raw.with_suffix(".oga")
@@ -315,6 +322,28 @@ def synthesise(plans, dest, scratch, themes, seed):
                 rate = done / max(time.time() - t0, 1e-6)
                 print(f"  {dest.name}: {done}/{len(plans)} clips ({rate:.0f}/s, ETA {(len(plans) - done) / rate:.0f} s)", flush=True)
     return failures
+
+
+def fsdd_plans(dir, perturbations, rng):
+    """Speed-, pitch- and room-perturbed copies of the FSDD training takes (index ≥ 10) of the
+    pretraining speakers: more real voices from four real speakers."""
+    plans = []
+    if perturbations <= 0:
+        return plans
+    if not dir.is_dir():
+        warn(f"{dir} is absent: no perturbed FSDD recordings")
+        return plans
+    for path in sorted(dir.glob("*.wav")):
+        parts = path.stem.split("_")
+        if len(parts) != 3 or parts[1] not in FSDD_SPEAKERS or not parts[2].isdigit() or int(parts[2]) < 10:
+            continue
+        for r in range(perturbations):
+            plan = clip_plan(rng, parts[0], str(path), ("recording", parts[1]), True)
+            plan["tempo"] = round(rng.uniform(0.85, 1.15), 3)
+            plan["cents"] = rng.randint(-400, 400)
+            plan["file"] = f"fsdd-{path.stem}-{r}.wav"
+            plans.append(plan)
+    return plans
 
 
 def plans_for(vocabulary, pool, renditions, rng, heavy, sounds=(), noise_clips=0):
@@ -354,6 +383,22 @@ def write_heldout_lists(dir, eval_pool):
     (dir / "heldout_voices.txt").write_text("\n".join(voice_list(eval_pool)) + "\n")
 
 
+def add_recordings(out, tmp, count, perturbations):
+    """Moves the perturbed FSDD takes made in `tmp/train` into the corpus in `out`."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        sys.exit(f"make_pretrain_corpus: {manifest_path} is missing: --fsdd-only needs an existing corpus")
+    for label_dir in (tmp / "train").iterdir():
+        for clip in label_dir.iterdir():
+            os.replace(clip, out / "train" / label_dir.name / clip.name)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["clips"]["train"] = sum(1 for _ in (out / "train").rglob("*.wav"))
+    manifest.update(fsdd_perturbations=perturbations, fsdd_perturbed_clips=count)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp / "manifest.json", manifest_path)
+    print(f"make_pretrain_corpus: {count} perturbed FSDD takes added to {out / 'train'}")
+
+
 def replace_eval(out, tmp, eval_pool, failed, renditions):
     """Swaps the held-out set of the corpus in `out` for the one made in `tmp`."""
     manifest_path = out / "manifest.json"
@@ -381,6 +426,11 @@ def main():
     parser.add_argument("--out", type=Path, default=default_out, help=f"corpus folder (default {default_out})")
     parser.add_argument("--renditions", type=int, default=24, help="clips per pretraining word")
     parser.add_argument("--eval-renditions", type=int, default=24, help="clips per held-out word")
+    parser.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help=f"FSDD recordings (default {DEFAULT_FSDD})")
+    parser.add_argument("--fsdd-perturbations", type=int, default=3,
+                        help="perturbed copies of each FSDD training take of the pretraining speakers")
+    parser.add_argument("--fsdd-only", action="store_true",
+                        help="add only the perturbed FSDD takes to an existing corpus's train/")
     parser.add_argument("--eval-only", action="store_true",
                         help="remake only the held-out set (eval/, heldout_*.txt) of an existing corpus")
     parser.add_argument("--seed", type=int, default=0)
@@ -411,6 +461,16 @@ def main():
         sounds = [(f"sound-{p.parent.parent.name.lower()}-{p.stem}", p) for p in themes]
         train_plans = plans_for(vocabulary, train_pool, args.renditions, rng, True, sounds, noise_clips=10 * args.renditions)
         eval_plans = plans_for([(w, w) for w in HELDOUT_WORDS], eval_pool, args.eval_renditions, rng, False)
+        recording_plans = fsdd_plans(args.fsdd, args.fsdd_perturbations, random.Random(args.seed + 7))
+        if args.fsdd_only:
+            for label in {p["label"] for p in recording_plans}:
+                (tmp / "train" / label).mkdir(parents=True, exist_ok=True)
+            failures = synthesise(recording_plans, tmp / "train", scratch, themes, args.seed + 2)
+            check_failures(failures, len(recording_plans))
+            add_recordings(args.out, tmp, len(recording_plans) - len(failures), args.fsdd_perturbations)
+            shutil.rmtree(tmp)
+            return
+        train_plans += recording_plans
         for plans, name in ((train_plans, "train"), (eval_plans, "eval"))[1 if args.eval_only else 0:]:
             for label in {p["label"] for p in plans}:
                 (tmp / name / label).mkdir(parents=True, exist_ok=True)
@@ -440,7 +500,7 @@ def main():
                 "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip() if engines.espeak else None,
                 "flite": engines.flite, "festival": engines.festival,
                 "sound_themes": [str(d) for d in SOUND_THEMES if d.is_dir()],
-                "real_speech": "FSDD speakers george, jackson, lucas, nicolas (read by pretrain-demo --data; theo and yweweler held out)",
+                "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/room-perturbed copies of each training take (index >= 10) here; theo and yweweler held out",
             },
             "labels": len(labels), "words": len(vocabulary), "sounds": [s[0] for s in sounds],
             "train_voices": len(train_pool), "heldout_voices": len(eval_pool),

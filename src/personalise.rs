@@ -35,6 +35,12 @@ pub enum PersonaliseMethod {
     Lora,
     /// Linear probe: only the final LayerNorm and the head train.
     Linear,
+    /// Parallel Bottleneck adapters after both sub-layers (Houlsby placement).
+    Houlsby,
+    /// BitFit: every bias of the backbone trains.
+    Bitfit,
+    /// Deep prompt tuning: eight learned tokens before every layer.
+    Prompt,
 }
 
 impl FromStr for PersonaliseMethod {
@@ -44,12 +50,18 @@ impl FromStr for PersonaliseMethod {
             "adapter" | "bottleneck" => Ok(Self::Adapter),
             "lora" => Ok(Self::Lora),
             "linear" => Ok(Self::Linear),
+            "houlsby" => Ok(Self::Houlsby),
+            "bitfit" => Ok(Self::Bitfit),
+            "prompt" | "prompt-tuning" => Ok(Self::Prompt),
             other => Err(format!(
-                "unknown personalisation method \"{other}\" (expected adapter, lora or linear)"
+                "unknown personalisation method \"{other}\" (expected adapter, lora, linear, houlsby, bitfit or prompt)"
             )),
         }
     }
 }
+
+/// Prompt tokens of [`PersonaliseMethod::Prompt`].
+const PROMPT_TOKENS: usize = 8;
 
 /// The largest reduction rate ≤ 64 that divides `d` and keeps at least 8 hidden units.
 fn reduction_rate(d: usize) -> usize {
@@ -75,6 +87,18 @@ impl PersonaliseMethod {
                 ..MethodArgs::for_method(Method::Lora)
             },
             Self::Linear => MethodArgs::for_method(Method::Linear),
+            Self::Houlsby => MethodArgs {
+                adapter_type: AdapterType::Houlsby,
+                seq_or_par: crate::petl::Insertion::Parallel,
+                reduction_rate: rr,
+                ..MethodArgs::for_method(Method::Adapter)
+            },
+            Self::Bitfit => MethodArgs::for_method(Method::Bitfit),
+            Self::Prompt => MethodArgs {
+                prompt_len: Some(PROMPT_TOKENS),
+                deep: true,
+                ..MethodArgs::for_method(Method::PromptTuning)
+            },
         };
         args.to_config(d, layers).map_err(|e| e.to_string())
     }
@@ -322,6 +346,10 @@ mod tests {
         assert!(l.lora.is_some());
         let p = PersonaliseMethod::Linear.petl_config(128, 4).unwrap();
         assert!(p.adapters.is_empty() && p.lora.is_none());
-        assert!("prompt".parse::<PersonaliseMethod>().is_err());
+        assert!("prefix".parse::<PersonaliseMethod>().is_err());
+        for name in ["houlsby", "bitfit", "prompt"] {
+            let method: PersonaliseMethod = name.parse().unwrap();
+            assert!(method.petl_config(128, 4).is_ok(), "{name}");
+        }
     }
 }

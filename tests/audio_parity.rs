@@ -131,19 +131,19 @@ fn input_values_match_the_hf_extractor() {
 }
 
 /// The FSDD recordings (8 kHz), if this checkout sits next to the shared data.
-fn fsdd_dir() -> Option<PathBuf> {
+fn fsdd_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fsdd/recordings");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("note: {} is absent; skipping", dir.display());
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is absent: this test needs the FSDD recordings beside the checkout",
+        dir.display()
+    );
+    dir
 }
 
 #[test]
 fn fsdd_clips_run_end_to_end() {
-    let Some(dir) = fsdd_dir() else { return };
+    let dir = fsdd_dir();
     let extractor = FeatureExtractor::default();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -167,7 +167,7 @@ fn fsdd_clips_run_end_to_end() {
 /// filters), but the features must be close where there is signal.
 #[test]
 fn fsdd_resampling_is_close_to_torchaudio_s() {
-    let Some(dir) = fsdd_dir() else { return };
+    let dir = fsdd_dir();
     let bytes = reference_bytes();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let fbank = Fbank::default();

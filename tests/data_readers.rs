@@ -1,26 +1,23 @@
-//! Dataset readers on real FSDD audio (`../shared/data/fsdd/recordings`, skipped with a note when
-//! absent) and on folder trees built from it.
+//! Dataset readers on real FSDD audio (`../shared/data/fsdd/recordings`; the tests fail when it
+//! is absent) and on folder trees built from it.
 
 use std::path::PathBuf;
 
 use petl_ast::data::{self, DataError};
 
-fn fsdd() -> Option<PathBuf> {
+fn fsdd() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fsdd/recordings");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: {} is absent; FSDD reader test skipped",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is absent: these tests need the FSDD recordings beside the checkout",
+        dir.display()
+    );
+    dir
 }
 
 #[test]
 fn fsdd_official_split_sizes() {
-    let Some(dir) = fsdd() else { return };
+    let dir = fsdd();
     let all = data::fsdd::read(&dir).unwrap();
     assert_eq!(all.len(), 3000);
     let splits = data::fsdd::splits(&dir, &["george", "jackson", "lucas", "nicolas"]).unwrap();
@@ -41,7 +38,7 @@ fn fsdd_official_split_sizes() {
 
 #[test]
 fn seeded_few_shot_draws_k_per_class_reproducibly() {
-    let Some(dir) = fsdd() else { return };
+    let dir = fsdd();
     let pool = data::fsdd::splits(&dir, &["theo", "yweweler"])
         .unwrap()
         .train;
@@ -70,7 +67,7 @@ fn seeded_few_shot_draws_k_per_class_reproducibly() {
 
 #[test]
 fn folder_layout_reads_classes_in_order_and_reports_bad_layouts() {
-    let Some(dir) = fsdd() else { return };
+    let dir = fsdd();
     let tree = tempfile::tempdir().unwrap();
     for (class, files) in [
         ("yes", ["0_theo_0.wav", "0_theo_1.wav"]),
@@ -99,7 +96,7 @@ fn folder_layout_reads_classes_in_order_and_reports_bad_layouts() {
 
 #[test]
 fn a_corrupt_wav_in_a_dataset_is_named_or_skipped() {
-    let Some(dir) = fsdd() else { return };
+    let dir = fsdd();
     let tree = tempfile::tempdir().unwrap();
     std::fs::copy(dir.join("3_theo_0.wav"), tree.path().join("3_theo_0.wav")).unwrap();
     std::fs::write(tree.path().join("4_theo_0.wav"), b"RIFF....WAVEjunk").unwrap();
@@ -180,7 +177,7 @@ fn esc50_tree(fsdd: &Path, root: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn esc50_reads_folds_and_rotates_like_the_reference() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let per_fold = esc50_tree(&fsdd, tree.path());
     let folded = esc50::read(tree.path()).unwrap();
@@ -225,7 +222,7 @@ fn esc50_reads_folds_and_rotates_like_the_reference() {
 
 #[test]
 fn esc50_bad_layouts_name_the_file_or_line() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
     let per_fold = esc50_tree(&fsdd, root);
@@ -332,7 +329,7 @@ fn rewrite_stereo_24bit_44k(path: &Path) {
 
 #[test]
 fn us8k_holds_out_a_validation_fold_unless_paper_compat() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let per_fold = us8k_tree(&fsdd, tree.path());
     let folded = us8k::read(tree.path()).unwrap();
@@ -388,7 +385,7 @@ fn us8k_holds_out_a_validation_fold_unless_paper_compat() {
 
 #[test]
 fn us8k_bad_layouts_name_the_file_or_line() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
     let per_fold = us8k_tree(&fsdd, root);
@@ -474,7 +471,7 @@ fn gsc_tree(fsdd: &Path, root: &Path) {
 
 #[test]
 fn gsc_official_lists_and_the_35_words() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     gsc_tree(&fsdd, tree.path());
     let s = gsc::splits(tree.path()).unwrap();
@@ -522,7 +519,7 @@ fn gsc_official_lists_and_the_35_words() {
 
 #[test]
 fn gsc_bad_layouts_name_the_file_or_line() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
     gsc_tree(&fsdd, root);
@@ -632,7 +629,7 @@ fn fsc_tree(fsdd: &Path, root: &Path) {
 
 #[test]
 fn fsc_intents_from_all_splits_sorted() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     fsc_tree(&fsdd, tree.path());
     let s = fsc::splits(tree.path()).unwrap();
@@ -656,7 +653,7 @@ fn fsc_intents_from_all_splits_sorted() {
 
 #[test]
 fn fsc_bad_layouts_name_the_file_or_line() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let tree = tempfile::tempdir().unwrap();
     let root = tree.path();
     fsc_tree(&fsdd, root);

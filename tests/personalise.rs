@@ -1,5 +1,5 @@
-//! The web page's personalisation recipe, run natively on real speech: the bundled demo backbone
-//! (trained on four FSDD speakers) learns three digits of a speaker it never heard from four clips
+//! The web page's personalisation recipe, run natively on real speech: the built-in backbone
+//! (pretrained on real and synthetic speech, never on theo) learns three digits of a speaker it never heard from four clips
 //! each, one [`TrainSession`] step at a time as the page drives it; the adapter file it exports
 //! loads back to the same logits. Also: the utterance detector on real recordings.
 
@@ -22,7 +22,7 @@ fn clip(name: &str) -> Vec<f32> {
 }
 
 fn demo() -> Checkpoint {
-    Checkpoint::from_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/fsdd-ast-tiny"))
+    Checkpoint::from_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/speech-ast-tiny"))
         .unwrap()
 }
 
@@ -48,7 +48,7 @@ fn run(method: PersonaliseMethod) -> (Checkpoint, Classifier, Personalisation) {
     let labels = DIGITS.iter().map(|d| format!("digit {d}")).collect();
     let mut run = Personalisation::start(
         &checkpoint,
-        "fsdd-ast-tiny",
+        "speech-ast-tiny",
         &clips,
         labels,
         &options,
@@ -209,15 +209,16 @@ fn detector_finds_each_word_in_a_stream_of_real_speech() {
 /// clips per word to learn from, the other three held out — what a user of the page does.
 #[test]
 fn adapter_learns_three_new_words_from_four_synthetic_voices() {
-    const WORDS: [&str; 3] = ["apple", "river", "seven"];
+    // Held out of the backbone's pretraining corpus (scripts/make_pretrain_corpus.py).
+    const WORDS: [&str; 3] = ["apple", "river", "lantern"];
     const VOICES: [(&str, &str); 7] = [
-        ("en-us+m1", "150"),
-        ("en-gb+f2", "135"),
-        ("en-us+f3", "165"),
-        ("en-gb-scotland+m3", "145"),
-        ("en-029+f4", "155"),
+        ("en-us-nyc+Annie", "150"),
+        ("en-gb+f4", "135"),
+        ("en-us+f5", "165"),
+        ("en-gb-scotland+travis", "145"),
+        ("en-029+michel", "155"),
         ("en-us+m7", "140"),
-        ("en-gb-x-rp+f1", "160"),
+        ("en-gb-x-rp+linda", "160"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut spoken = Vec::new();
@@ -230,10 +231,10 @@ fn adapter_learns_three_new_words_from_four_synthetic_voices() {
                 .arg(&out)
                 .arg(word)
                 .status();
-            if !matches!(status, Ok(s) if s.success()) {
-                eprintln!("note: espeak-ng is not installed (scripts/setup.sh); test skipped");
-                return;
-            }
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "espeak-ng failed or is not installed (scripts/setup.sh installs it)"
+            );
             let audio = read_wav(&out, &AudioLimits::default()).unwrap();
             clips.push(to_16k(audio).unwrap());
         }
@@ -249,7 +250,7 @@ fn adapter_learns_three_new_words_from_four_synthetic_voices() {
     let options = PersonaliseOptions::default();
     let mut run = Personalisation::start(
         &checkpoint,
-        "fsdd-ast-tiny",
+        "speech-ast-tiny",
         &train,
         labels,
         &options,
@@ -264,8 +265,9 @@ fn adapter_learns_three_new_words_from_four_synthetic_voices() {
         Classifier::from_petl(&checkpoint, model, run.labels.clone(), &device()).unwrap();
     let held_out: Vec<Vec<Vec<f32>>> = spoken.iter().map(|clips| clips[4..].to_vec()).collect();
     let right = right_per_class(&classifier, &held_out);
+    eprintln!("held-out clips right of 3 per word ({WORDS:?}): {right:?}");
     assert!(
-        right.iter().all(|&r| r >= 2),
+        right.iter().all(|&r| r >= 2) && right.iter().sum::<usize>() >= 8,
         "held-out clips right of 3 per word ({WORDS:?}): {right:?}"
     );
 }

@@ -5,10 +5,14 @@ import init, { decodeWav, spectrogram, UtteranceDetector, version } from '../pet
 import * as store from './store.js';
 
 const $ = (id) => document.getElementById(id);
-const DEMO = { name: 'fsdd-ast-tiny (bundled demo: spoken digits)', base: 'www/models/fsdd-ast-tiny/' };
+const DEMO = { name: 'speech-ast-tiny (built in: 580 spoken words, digits and sounds)', base: 'www/models/speech-ast-tiny/' };
 const MODEL_CACHE = 'petl-ast-models';
 const SAMPLE_RATE = 16000;
 const params = new URLSearchParams(location.search);
+// Below this top score the page answers "not sure" instead of naming a label.
+const NOT_SURE_BELOW = 0.5;
+// The built-in backbone's label for background without speech.
+const NOISE_LABEL = '_noise_';
 
 const state = {
   model: null, // info from the engine
@@ -138,8 +142,10 @@ async function loadModel(name, config, weights, preprocessor) {
   state.modelName = name;
   state.personal = false;
   state.trained = false;
-  $('model-name').textContent = `${name} — ${info.labels.length} labels, ${info.layers} layers, d=${info.hidden_size}`;
-  status(`Ready: ${name} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`);
+  renderModelLine();
+  clearPredictions('');
+  const ms = performance.now() - t0;
+  status(`Ready: ${name} loaded in ${ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(1)} s`}.`);
   $('use-personal').checked = false;
   $('use-personal').disabled = true;
   $('export').disabled = true;
@@ -390,6 +396,7 @@ async function classify(samples) {
     const { top, ms } = await call('classify', { samples, k: 5 });
     if (firstClassification === null) firstClassification = performance.now();
     renderPredictions(top);
+    show(''); // an earlier error no longer describes the page
     status(`Classified ${(samples.length / SAMPLE_RATE).toFixed(2)} s of audio in ${ms.toFixed(0)} ms.`);
     return top;
   } catch (err) {
@@ -398,7 +405,36 @@ async function classify(samples) {
   }
 }
 
+// What the page says about the best label: a name, "not sure", or "no speech".
+function verdictOf(top) {
+  const best = top[0];
+  if (!best) return '';
+  if (best.label === NOISE_LABEL) return 'No speech: only background noise.';
+  if (best.score < NOT_SURE_BELOW) {
+    return `Not sure: no label fits well (closest: "${best.label}", ${(best.score * 100).toFixed(0)} %).`;
+  }
+  return `Heard: "${best.label}".`;
+}
+
+function clearPredictions(note) {
+  $('predictions').replaceChildren();
+  $('verdict').textContent = note;
+  $('which-labels').textContent = state.personal ? '(my classes)' : `(${state.modelName})`;
+}
+
+// The model line: the backbone, and the personal classes when they answer.
+function renderModelLine() {
+  const info = state.model;
+  if (!info) return;
+  let line = `${state.modelName} — ${info.labels.length} labels, ${info.layers} layers, d=${info.hidden_size}`;
+  if (state.personal && state.personalLabels) {
+    line += ` · answering with your ${state.personalLabels.length} classes (${state.personalLabels.join(', ')})`;
+  }
+  $('model-name').textContent = line;
+}
+
 function renderPredictions(top) {
+  $('verdict').textContent = verdictOf(top);
   const list = $('predictions');
   list.replaceChildren();
   for (const { label, score } of top) {
@@ -478,6 +514,17 @@ function updateTrainButton() {
   $('train').disabled = !ready || state.training;
 }
 
+function clipCount() {
+  return state.classes.reduce((n, c) => n + c.clips.length, 0);
+}
+
+// A reminder when the classes changed since the last training.
+function retrainHint() {
+  return state.trained && state.trainedClipCount !== undefined && clipCount() !== state.trainedClipCount
+    ? ' Your classes changed since training: press Train to include the new clips.'
+    : '';
+}
+
 async function addClip(className, samples) {
   const cls = state.classes.find((c) => c.name === className);
   if (!cls) return;
@@ -492,7 +539,7 @@ async function addClip(className, samples) {
   cls.clips.push(samples);
   await store.saveClass(cls);
   renderClasses();
-  status(`Added a ${(samples.length / SAMPLE_RATE).toFixed(2)} s clip to “${className}”.`);
+  status(`Added a ${(samples.length / SAMPLE_RATE).toFixed(2)} s clip to “${className}”.${retrainHint()}`);
 }
 
 async function recordFor(className) {
@@ -595,10 +642,13 @@ $('train').addEventListener('click', async () => {
     state.trained = true;
     state.personal = true;
     state.lastTraining = result;
+    state.personalLabels = classNames;
+    state.trainedClipCount = clipCount();
     $('use-personal').disabled = false;
     $('use-personal').checked = true;
     $('export').disabled = false;
-    $('which-labels').textContent = '(my classes)';
+    renderModelLine();
+    clearPredictions('Trained: record or drop a clip to hear your classes.');
     status(
       `${result.stopped ? 'Stopped' : 'Trained'} in ${result.seconds.toFixed(1)} s` +
         (result.last ? ` (last loss ${result.last.loss.toFixed(3)})` : '') +
@@ -623,7 +673,8 @@ $('use-personal').addEventListener('change', async (e) => {
   try {
     await call('usePersonal', { personal: e.target.checked });
     state.personal = e.target.checked;
-    $('which-labels').textContent = state.personal ? '(my classes)' : `(${state.modelName})`;
+    renderModelLine();
+    clearPredictions('');
   } catch (err) {
     e.target.checked = !e.target.checked;
     show(err.message);
@@ -645,9 +696,11 @@ async function restoreAdapter() {
   const saved = await store.loadAdapter().catch(() => null);
   if (!saved || saved.model !== state.modelName) return;
   try {
-    await call('importAdapter', { bytes: saved.bytes.slice().buffer, name: 'saved adapter' });
+    const info = await call('importAdapter', { bytes: saved.bytes.slice().buffer, name: 'saved adapter' });
     state.trained = true;
     state.personal = true;
+    state.personalLabels = info.labels;
+    renderModelLine();
     $('use-personal').disabled = false;
     $('use-personal').checked = true;
     $('export').disabled = false;
@@ -683,10 +736,12 @@ $('import').addEventListener('change', async (e) => {
     await store.saveAdapter({ bytes, model: state.modelName, saved: Date.now() });
     state.trained = true;
     state.personal = true;
+    state.personalLabels = info.labels;
     $('use-personal').disabled = false;
     $('use-personal').checked = true;
     $('export').disabled = false;
-    $('which-labels').textContent = '(my classes)';
+    renderModelLine();
+    clearPredictions('');
     status(`Imported ${file.name}: ${info.labels.join(', ')}.`);
   } catch (err) {
     show(`Could not import ${file.name}: ${err.message}`);

@@ -11,7 +11,7 @@ use petl_ast::model::Checkpoint;
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Local Hugging Face model folder (config.json + model.safetensors); default: the built-in
-    /// spoken-digit demo backbone (www/models/fsdd-ast-tiny).
+    /// built-in backbone (www/models/speech-ast-tiny: spoken words, digits and sounds).
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     pub checkpoint: Option<PathBuf>,
     /// Hugging Face hub repository id, downloaded into the hub cache
@@ -48,8 +48,8 @@ impl ModelArgs {
             .unwrap_or_else(|| DEMO_NAME.to_string())
     }
 
-    /// Reads the checkpoint; without `--checkpoint` or `--model`, the demo backbone built into
-    /// the binary (`www/models/fsdd-ast-tiny`, spoken digits).
+    /// Reads the checkpoint; without `--checkpoint` or `--model`, the backbone built into the
+    /// binary (`www/models/speech-ast-tiny`: spoken words, digits and sounds).
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         if self.checkpoint.is_none() && self.model.is_none() {
             return Ok(demo_checkpoint()?);
@@ -60,24 +60,24 @@ impl ModelArgs {
     }
 }
 
-/// Name of the built-in demo backbone.
-pub const DEMO_NAME: &str = "fsdd-ast-tiny (built in)";
+/// Name of the built-in backbone.
+pub const DEMO_NAME: &str = "speech-ast-tiny (built in)";
 
-/// The demo backbone trained by `native-train pretrain-demo`, compiled into the binary so that
+/// The backbone trained by `native-train pretrain-demo`, compiled into the binary so that
 /// the CLI works offline with no arguments.
 pub fn demo_checkpoint() -> Result<Checkpoint, petl_ast::model::LoadError> {
-    const CONFIG: &str = include_str!("../../www/models/fsdd-ast-tiny/config.json");
+    const CONFIG: &str = include_str!("../../www/models/speech-ast-tiny/config.json");
     const PREPROCESSOR: &str =
-        include_str!("../../www/models/fsdd-ast-tiny/preprocessor_config.json");
-    const WEIGHTS: &[u8] = include_bytes!("../../www/models/fsdd-ast-tiny/model.safetensors");
+        include_str!("../../www/models/speech-ast-tiny/preprocessor_config.json");
+    const WEIGHTS: &[u8] = include_bytes!("../../www/models/speech-ast-tiny/model.safetensors");
     Checkpoint::from_parts(
         CONFIG,
-        "fsdd-ast-tiny/config.json",
+        "speech-ast-tiny/config.json",
         Some((
             PREPROCESSOR,
-            "fsdd-ast-tiny/preprocessor_config.json".to_string(),
+            "speech-ast-tiny/preprocessor_config.json".to_string(),
         )),
         WEIGHTS.to_vec(),
-        "fsdd-ast-tiny/model.safetensors",
+        "speech-ast-tiny/model.safetensors",
     )
 }

@@ -377,11 +377,7 @@ fn a_converted_adapter_classifies_like_its_source() {
 
 #[test]
 fn train_writes_a_run_folder_whose_adapter_classifies() {
-    let fsdd = root().join("../shared/data/fsdd/recordings");
-    if !fsdd.is_dir() {
-        eprintln!("note: {} is absent; train CLI test skipped", fsdd.display());
-        return;
-    }
+    let fsdd = fsdd();
     let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
@@ -483,14 +479,7 @@ fn train_writes_a_run_folder_whose_adapter_classifies() {
 
 #[test]
 fn the_built_in_demo_backbone_recognises_digits() {
-    let fsdd = root().join("../shared/data/fsdd/recordings");
-    if !fsdd.is_dir() {
-        eprintln!(
-            "note: {} is absent; demo backbone test skipped",
-            fsdd.display()
-        );
-        return;
-    }
+    let fsdd = fsdd();
     // Official test takes (index 0–4) of the demo's own speakers: never trained on.
     let clips: Vec<String> = [
         "7_jackson_2.wav",
@@ -524,14 +513,15 @@ fn the_built_in_demo_backbone_recognises_digits() {
     assert!(correct >= 3, "predicted {predicted:?}");
 }
 
-fn fsdd() -> Option<PathBuf> {
+/// The FSDD recordings beside the checkout; the tests that need them fail without them.
+fn fsdd() -> PathBuf {
     let fsdd = root().join("../shared/data/fsdd/recordings");
-    if fsdd.is_dir() {
-        Some(fsdd)
-    } else {
-        eprintln!("note: {} is absent; train CLI test skipped", fsdd.display());
-        None
-    }
+    assert!(
+        fsdd.is_dir(),
+        "{} is absent: this test needs the FSDD recordings beside the checkout",
+        fsdd.display()
+    );
+    fsdd
 }
 
 /// `train` arguments of a small, fast FSDD run into `out` (with SpecAugment, so the generator
@@ -598,7 +588,7 @@ fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
 /// trains to the same losses and accuracies as the run without it.
 #[test]
 fn gradient_checkpointing_trains_like_without() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let dir = tempfile::tempdir().unwrap();
     let (kept, recomputed) = (dir.path().join("kept"), dir.path().join("recomputed"));
     let mut with_flag = small_train_args(&fsdd, &recomputed, "2");
@@ -628,7 +618,7 @@ fn gradient_checkpointing_trains_like_without() {
 
 #[test]
 fn a_killed_train_run_resumes_to_the_same_results() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
     let killed = dir.path().join("killed");
@@ -699,7 +689,7 @@ fn a_killed_train_run_resumes_to_the_same_results() {
 
 #[test]
 fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("seeds");
     let mut args = small_train_args(&fsdd, &out_dir, "1");
@@ -975,14 +965,7 @@ fn esc50_tree(fsdd: &std::path::Path, root: &std::path::Path) {
 
 #[test]
 fn train_esc50_runs_every_fold_with_the_protocol_defaults_and_the_cache() {
-    let fsdd = root().join("../shared/data/fsdd/recordings");
-    if !fsdd.is_dir() {
-        eprintln!(
-            "note: {} is absent; ESC-50 CLI test skipped",
-            fsdd.display()
-        );
-        return;
-    }
+    let fsdd = fsdd();
     let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ESC-50");
@@ -1117,7 +1100,7 @@ fn summary_dirs(summary: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn train_folds_times_seeds_resumes_and_reports() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let checkpoint = fixture("models/ast-tiny-s10").display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ESC-50");
@@ -1252,7 +1235,7 @@ fn train_folds_times_seeds_resumes_and_reports() {
 
 #[test]
 fn a_linear_probe_on_cached_features_ends_like_the_full_forward_and_resumes() {
-    let Some(fsdd) = fsdd() else { return };
+    let fsdd = fsdd();
     let dir = tempfile::tempdir().unwrap();
     let args = |out: &Path, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = small_train_args(&fsdd, out, "3")

@@ -23,7 +23,7 @@ pub enum DatasetKind {
     Fsc,
     /// Free Spoken Digit Dataset `recordings/` (official test split: index 0–4; valid: 5–9).
     Fsdd,
-    /// FSDD few-shot personalisation of the demo backbone: the speakers it never heard
+    /// FSDD few-shot personalisation of the built-in backbone: the speakers it never heard
     /// ([`FSDD_FEWSHOT_SPEAKERS`]), K training clips per digit (`--few-shot`, default
     /// [`FSDD_FEWSHOT_DEFAULT_K`]), tested on their official test takes.
     FsddFewshot,
@@ -75,7 +75,7 @@ const fn row(
     }
 }
 
-/// The FSDD speakers the demo backbone (`www/models/fsdd-ast-tiny`) was not trained on: the
+/// The FSDD speakers the built-in backbone (`www/models/speech-ast-tiny`) was not trained on: the
 /// few-shot benchmark personalises to them.
 pub const FSDD_FEWSHOT_SPEAKERS: [&str; 2] = ["theo", "yweweler"];
 

@@ -18,7 +18,8 @@ use serde_json::json;
 
 use super::train::{featurise, initial_state, run_loop, STATE_FILE};
 
-/// Speakers the demo backbone is trained on; theo and yweweler are held out for few-shot tests.
+/// FSDD speakers the built-in backbone is trained on; theo and yweweler are held out for few-shot
+/// tests.
 pub const DEMO_SPEAKERS: [&str; 4] = ["george", "jackson", "lucas", "nicolas"];
 
 /// Arguments of `pretrain-demo`.
@@ -41,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     resume: bool,
     /// Output checkpoint folder.
-    #[arg(long, default_value = "www/models/fsdd-ast-tiny")]
+    #[arg(long, default_value = "www/models/speech-ast-tiny")]
     out: PathBuf,
     /// Passes over the training set.
     #[arg(long, default_value_t = 100)]
@@ -211,7 +212,7 @@ pub fn run(args: Args) -> Result<()> {
         serde_json::to_string_pretty(&results)?.as_bytes(),
     )?;
     println!(
-        "demo backbone: FSDD test accuracy {test_accuracy:.4} on {} clips of {:?}; written to {}",
+        "backbone: FSDD test accuracy {test_accuracy:.4} on {} clips of {:?}; written to {}",
         test.len(),
         DEMO_SPEAKERS,
         args.out.display()

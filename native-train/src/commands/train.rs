@@ -18,7 +18,7 @@ use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::personalise::{self, PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
-use petl_ast::petl::{AdapterMetadata, Method, MethodArgs, PetlConfig, PetlModel};
+use petl_ast::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
     self, CachedProbe, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
     TimeShift, TrainConfig, TrainState,
@@ -120,11 +120,17 @@ pub enum Recipe {
 /// The page's personalisation settings for `train --recipe personalise`.
 fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
     let method = match args.method.method {
+        Method::Adapter if args.method.adapter_type == AdapterType::Houlsby => {
+            PersonaliseMethod::Houlsby
+        }
         Method::Adapter => PersonaliseMethod::Adapter,
         Method::Lora => PersonaliseMethod::Lora,
         Method::Linear => PersonaliseMethod::Linear,
+        Method::Bitfit => PersonaliseMethod::Bitfit,
+        Method::PromptTuning => PersonaliseMethod::Prompt,
         other => anyhow::bail!(
-            "--recipe personalise trains the page's methods (adapter, LoRA, linear), not {other:?}"
+            "--recipe personalise trains the page's methods (adapter, LoRA, linear, BitFit, \
+             prompt-tuning), not {other:?}"
         ),
     };
     let defaults = PersonaliseOptions::default();
