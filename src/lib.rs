@@ -27,6 +27,7 @@ pub mod model;
 pub mod personalise;
 pub mod petl;
 pub mod pipeline;
+pub mod prototypes;
 pub mod train;
 #[cfg(target_family = "wasm")]
 pub mod web;

@@ -6,24 +6,21 @@
 //! ```
 //!
 //! The head starts as the nearest-class-mean classifier of the clips' pooled embeddings
-//! ([`prototype_head`], "weight imprinting", Qi et al., CVPR 2018): with one clip per class the
-//! model already answers before its first step, and training refines it.
+//! ([`crate::prototypes`], "weight imprinting", Qi et al., CVPR 2018): with one clip per class
+//! the model already answers before its first step, and training refines it. The same class
+//! means give a leave-one-out estimate of how well the classes separate ([`HeldOut`]).
 
 use std::str::FromStr;
 
-use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{FeatureExtractor, AST_SAMPLE_RATE};
 use crate::model::{Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::sha256_hex;
 use crate::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
+use crate::prototypes::{ClassMeans, HeldOutEstimate};
 use crate::train::{Example, OptimizerConfig, TrainConfig, TrainError, TrainSession};
-
-/// How sure the prototype head is at the start: a clip at its class mean scores about this many
-/// logits above a class mean as far away as the average clip is from the centre.
-const PROTOTYPE_SHARPNESS: f32 = 4.0;
 
 /// The methods offered for personalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +187,36 @@ pub struct Personalisation {
     pub metadata: AdapterMetadata,
     /// Turns clips into inputs of the trained model.
     pub extractor: FeatureExtractor,
+    /// The leave-one-out estimate over the clips, still on the device.
+    pub held_out: HeldOut,
+}
+
+/// The leave-one-out nearest-class-mean prediction of each clip on the backbone's embeddings,
+/// not read back yet (the browser reads it asynchronously).
+pub struct HeldOut {
+    /// Predicted class per clip (`[clips]`).
+    pub predicted: Tensor<1, Int>,
+    /// The class of each clip.
+    pub truth: Vec<usize>,
+}
+
+impl HeldOut {
+    /// The estimate from the predictions read back.
+    pub fn estimate(&self, predicted: &[i64], labels: &[String]) -> HeldOutEstimate {
+        HeldOutEstimate::new(predicted, &self.truth, labels)
+    }
+
+    /// Reads the predictions back (blocking: native backends) and sums them up.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn read(&self, labels: &[String]) -> HeldOutEstimate {
+        let predicted = self
+            .predicted
+            .clone()
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .unwrap_or_default();
+        self.estimate(&predicted, labels)
+    }
 }
 
 impl Personalisation {
@@ -252,7 +279,12 @@ impl Personalisation {
         let train = options.train_config(&petl, examples.len());
         let shape = [max_length, config.num_mel_bins];
         crate::train::session::check_examples(&examples, shape)?;
-        let model = prototype_head(model, &examples, shape, labels.len(), train.batch_size);
+        let means = ClassMeans::of(&model, &examples, shape, labels.len(), train.batch_size);
+        let held_out = HeldOut {
+            predicted: means.leave_one_out(),
+            truth: examples.iter().map(|e| e.label).collect(),
+        };
+        let model = means.into_head(model);
         let session = TrainSession::new(model, examples, shape, train)?;
         let metadata = AdapterMetadata {
             petl,
@@ -266,56 +298,9 @@ impl Personalisation {
             labels,
             metadata,
             extractor,
+            held_out,
         })
     }
-}
-
-/// `model` with its head set to the nearest-class-mean classifier of the pooled embeddings of
-/// `examples` (`classes` classes; pooled in batches of `batch_size`), centred on their mean:
-/// `logit_c(x) = −‖x − μ_c‖² / 2τ` up to a constant, with `τ` the mean squared distance of a clip
-/// from the centre over [`PROTOTYPE_SHARPNESS`]. Tensor operations only (no read-back), so it
-/// runs the same on WebGPU.
-pub fn prototype_head(
-    mut model: PetlModel,
-    examples: &[Example],
-    shape: [usize; 2],
-    classes: usize,
-    batch_size: usize,
-) -> PetlModel {
-    let device = model.head.weight.device();
-    let pooled: Vec<Tensor<2>> = examples
-        .chunks(batch_size.max(1))
-        .map(|chunk| {
-            let (input, _) = crate::train::trainer::batch(chunk, shape, &device);
-            model.pooled(input).detach()
-        })
-        .collect();
-    let pooled = Tensor::cat(pooled, 0);
-    let n = examples.len();
-    let d = pooled.dims()[1];
-    let centre = pooled.clone().mean_dim(0); // [1, d]
-    let centred = pooled - centre.clone();
-    let mut counts = vec![0usize; classes];
-    for e in examples {
-        counts[e.label] += 1;
-    }
-    let mut averaging = vec![0f32; classes * n];
-    for (i, e) in examples.iter().enumerate() {
-        averaging[e.label * n + i] = 1.0 / counts[e.label] as f32;
-    }
-    let averaging = Tensor::<2>::from_data(TensorData::new(averaging, [classes, n]), &device);
-    let means = averaging.matmul(centred.clone()); // [classes, d]
-    let tau = centred.powf_scalar(2.0).sum_dim(1).mean() / PROTOTYPE_SHARPNESS; // [1]
-    let tau = tau.clamp_min(1e-6);
-    // logit_c(x) = (x·μ_c − centre·μ_c − ‖μ_c‖²/2) / τ
-    let weight = means.clone().transpose() / tau.clone().reshape([1, 1]);
-    let offset = means.clone().matmul(centre.transpose()).reshape([classes])
-        + means.powf_scalar(2.0).sum_dim(1).reshape([classes]) / 2.0;
-    let bias = -offset / tau;
-    debug_assert_eq!(weight.dims(), [d, classes]);
-    model.head.weight = Param::from_tensor(weight.detach());
-    model.head.bias = Some(Param::from_tensor(bias.detach()));
-    model
 }
 
 /// Sample rate the clips must have.

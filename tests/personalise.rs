@@ -271,3 +271,134 @@ fn adapter_learns_three_new_words_from_four_synthetic_voices() {
         "held-out clips right of 3 per word ({WORDS:?}): {right:?}"
     );
 }
+
+/// The prototype head and the leave-one-out estimate against the same arithmetic done on the
+/// host in f64 from the model's own pooled embeddings.
+#[test]
+fn prototype_head_and_leave_one_out_match_a_host_computation() {
+    let checkpoint = demo();
+    let mut clips = Vec::new();
+    for (label, digit) in DIGITS.iter().enumerate() {
+        // Class 2 gets a single clip: it cannot be left out, and is not evaluated.
+        let takes = if label == 2 { 10..11 } else { 10..14 };
+        for index in takes {
+            clips.push((clip(&format!("{digit}_theo_{index}.wav")), label));
+        }
+    }
+    let labels: Vec<String> = DIGITS.iter().map(|d| d.to_string()).collect();
+    let run = Personalisation::start(
+        &checkpoint,
+        "speech-ast-tiny",
+        &clips,
+        labels.clone(),
+        &PersonaliseOptions::default(),
+        &device().autodiff(),
+    )
+    .unwrap();
+    let model = run.session.model().clone().valid();
+    let features: Vec<f32> = clips
+        .iter()
+        .flat_map(|(s, _)| run.extractor.extract(s))
+        .collect();
+    let n = clips.len();
+    let shape = [n, run.metadata.max_length, 128];
+    let input = burn::tensor::Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(features, shape),
+        &device(),
+    );
+    let pooled: Vec<f32> = model
+        .pooled(input.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let logits: Vec<f32> = model
+        .forward(input)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let d = pooled.len() / n;
+    let z: Vec<Vec<f64>> = pooled
+        .chunks(d)
+        .map(|r| r.iter().map(|&v| v as f64).collect())
+        .collect();
+    let centre: Vec<f64> = (0..d)
+        .map(|j| z.iter().map(|r| r[j]).sum::<f64>() / n as f64)
+        .collect();
+    let z: Vec<Vec<f64>> = z
+        .iter()
+        .map(|r| r.iter().zip(&centre).map(|(a, c)| a - c).collect())
+        .collect();
+    let truth: Vec<usize> = clips.iter().map(|(_, l)| *l).collect();
+    let counts: Vec<usize> = (0..3)
+        .map(|c| truth.iter().filter(|&&l| l == c).count())
+        .collect();
+    let means: Vec<Vec<f64>> = (0..3)
+        .map(|c| {
+            (0..d)
+                .map(|j| {
+                    (0..n)
+                        .filter(|&i| truth[i] == c)
+                        .map(|i| z[i][j])
+                        .sum::<f64>()
+                        / counts[c] as f64
+                })
+                .collect()
+        })
+        .collect();
+    let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    // Leave-one-out: the clip's own class mean without it.
+    let expected: Vec<i64> = (0..n)
+        .map(|i| {
+            (0..3)
+                .map(|c| {
+                    if c != truth[i] {
+                        return dist(&z[i], &means[c]);
+                    }
+                    if counts[c] == 1 {
+                        return f64::INFINITY;
+                    }
+                    let without: Vec<f64> = (0..d)
+                        .map(|j| {
+                            (means[c][j] * counts[c] as f64 - z[i][j]) / (counts[c] - 1) as f64
+                        })
+                        .collect();
+                    dist(&z[i], &without)
+                })
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap()
+                .0 as i64
+        })
+        .collect();
+    let estimate = run.held_out.read(&labels);
+    let on_device: Vec<i64> = run
+        .held_out
+        .predicted
+        .clone()
+        .into_data()
+        .try_into_vec_as::<i64>()
+        .unwrap();
+    assert_eq!(on_device, expected);
+    assert_eq!(
+        estimate.evaluated, 8,
+        "the single clip of class 2 is not evaluated"
+    );
+    // The head at step 0: softmax of −‖z − μ_c‖² / 2τ, τ = mean ‖z‖² / 4.
+    let tau = z
+        .iter()
+        .map(|r| r.iter().map(|v| v * v).sum::<f64>())
+        .sum::<f64>()
+        / n as f64
+        / 4.0;
+    for i in 0..n {
+        let expected = petl_ast::pipeline::softmax(
+            &(0..3)
+                .map(|c| (-dist(&z[i], &means[c]) / (2.0 * tau)) as f32)
+                .collect::<Vec<_>>(),
+        );
+        let got = petl_ast::pipeline::softmax(&logits[i * 3..(i + 1) * 3]);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-4, "clip {i}: {got:?} vs {expected:?}");
+        }
+    }
+}

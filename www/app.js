@@ -514,6 +514,24 @@ function updateTrainButton() {
   $('train').disabled = !ready || state.training;
 }
 
+// The leave-one-out estimate: how often a clip is recognised from the user's other clips.
+function renderEstimate(estimate) {
+  const el = $('estimate');
+  if (!estimate || estimate.accuracy === null || estimate.accuracy === undefined) {
+    el.textContent = 'Record at least two clips per class for an estimate of how well the classes are told apart.';
+    return;
+  }
+  let text =
+    `Estimated accuracy on new clips: ${(estimate.accuracy * 100).toFixed(0)} % ` +
+    `(each of ${estimate.evaluated} clips recognised from your other clips: ${estimate.correct} right).`;
+  const worst = estimate.confusions.slice(0, 3);
+  if (worst.length) {
+    text += ` Confused: ${worst.map((c) => `“${c.label}” taken for “${c.predicted}” (${c.count}×)`).join(', ')}` +
+      ' — record more clips of these.';
+  }
+  el.textContent = text;
+}
+
 function clipCount() {
   return state.classes.reduce((n, c) => n + c.clips.length, 0);
 }
@@ -649,6 +667,7 @@ $('train').addEventListener('click', async () => {
     $('export').disabled = false;
     renderModelLine();
     clearPredictions('Trained: record or drop a clip to hear your classes.');
+    renderEstimate(result.held_out);
     status(
       `${result.stopped ? 'Stopped' : 'Trained'} in ${result.seconds.toFixed(1)} s` +
         (result.last ? ` (last loss ${result.last.loss.toFixed(3)})` : '') +

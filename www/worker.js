@@ -95,6 +95,8 @@ const ops = {
   async train({ clips, labels, classNames, options }) {
     stopRequested = false;
     const started = engine.startTraining(clips, Uint32Array.from(labels), classNames, options);
+    // Leave-one-out over the clips on the backbone's embeddings: computed with the start.
+    started.held_out = await engine.heldOutEstimate();
     post({ type: 'progress', phase: 'start', ...started });
     const t0 = performance.now();
     let last = null;

@@ -291,6 +291,37 @@ impl Engine {
         to_js(&started)
     }
 
+    /// The leave-one-out estimate of the run just started (each clip classified by the class
+    /// means of the other clips on the backbone's embeddings); resolves to `{accuracy,
+    /// evaluated, correct, confusions: [{label, predicted, count}]}`, `accuracy` null when no
+    /// class has two clips.
+    #[wasm_bindgen(js_name = heldOutEstimate)]
+    pub fn held_out_estimate(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (predicted, truth, labels) = {
+                let s = state.borrow();
+                let run = s
+                    .run
+                    .as_ref()
+                    .ok_or_else(|| JsError::new("no training is in progress"))?;
+                (
+                    run.held_out.predicted.clone(),
+                    run.held_out.truth.clone(),
+                    run.labels.clone(),
+                )
+            };
+            let predicted = predicted
+                .into_data_async()
+                .await
+                .map_err(|e| JsError::new(&format!("reading the estimate failed: {e:?}")))?
+                .try_into_vec_as::<i64>()
+                .unwrap_or_default();
+            let estimate = crate::prototypes::HeldOutEstimate::new(&predicted, &truth, &labels);
+            Ok(to_js(&estimate)?)
+        })
+    }
+
     /// Runs one training step; resolves to the step's progress (`done` is true after the last
     /// step, when the personalised classifier becomes the active one).
     #[wasm_bindgen(js_name = trainStep)]

@@ -250,6 +250,11 @@ async function train(page, epochs, backend) {
     });
   const training = await page.evaluate(() => window.petl.lastTraining);
   await shot(page, `4-trained-${backend}`);
+  // The leave-one-out estimate over the user's clips is shown, and is a share.
+  const estimate = training.held_out;
+  assert.ok(estimate && estimate.accuracy >= 0 && estimate.accuracy <= 1, `${backend}: held-out estimate ${JSON.stringify(estimate)}`);
+  assert.match(await page.textContent('#estimate'), /Estimated accuracy on new clips: \d+ %/);
+  bench[`${backend}_held_out_estimate`] = estimate.accuracy;
   // Nothing on screen still speaks for the model before training.
   assert.equal(await page.$$eval('#predictions li', (l) => l.length), 0, `${backend}: stale predictions after training`);
   assert.match(await page.textContent('#model-name'), new RegExp(`your ${WORDS.length} classes`), `${backend}: the model line ignores the personal classes`);

@@ -160,14 +160,15 @@ fn words_episode(dir: &Path, classes: usize, k: usize, seed: u64) -> Result<Epis
     })
 }
 
-/// Personalises `checkpoint` on the episode's training clips and returns the test accuracy.
+/// Personalises `checkpoint` on the episode's training clips; returns the test accuracy and the
+/// recipe's own leave-one-out estimate over the training clips (what the page shows).
 fn accuracy(
     checkpoint: &petl_ast::model::Checkpoint,
     name: &str,
     episode: &Episode,
     options: &PersonaliseOptions,
     device: &burn::tensor::Device,
-) -> Result<f64> {
+) -> Result<(f64, Option<f64>)> {
     let mut run = Personalisation::start(
         checkpoint,
         name,
@@ -176,6 +177,7 @@ fn accuracy(
         options,
         &device.clone().autodiff(),
     )?;
+    let estimate = run.held_out.read(&run.labels).accuracy;
     while let Some(step) = run.session.step() {
         step?;
     }
@@ -195,7 +197,7 @@ fn accuracy(
             right += usize::from(best == *label);
         }
     }
-    Ok(right as f64 / episode.test.len() as f64)
+    Ok((right as f64 / episode.test.len() as f64, estimate))
 }
 
 /// Mean and population standard deviation.
@@ -248,6 +250,7 @@ pub fn run(args: Args) -> Result<()> {
         for &method in &args.methods {
             bar.set_message(format!("{task} K={k} {method:?}"));
             let mut values = Vec::new();
+            let mut estimates = Vec::new();
             for (seed, episode) in episodes.iter().enumerate() {
                 let mut options = PersonaliseOptions {
                     method,
@@ -257,9 +260,10 @@ pub fn run(args: Args) -> Result<()> {
                 if let Some(epochs) = args.epochs {
                     options.epochs = epochs;
                 }
-                let acc = accuracy(&checkpoint, &name, episode, &options, &device)
+                let (acc, estimate) = accuracy(&checkpoint, &name, episode, &options, &device)
                     .with_context(|| format!("{task} K={k} {method:?} seed {seed}"))?;
                 values.push(acc);
+                estimates.extend(estimate);
                 bar.inc(1);
             }
             let (mean, std) = mean_std(&values);
@@ -275,7 +279,7 @@ pub fn run(args: Args) -> Result<()> {
             });
             rows.push(json!({
                 "task": task, "k": k, "method": method, "mean": mean, "std": std,
-                "values": values, "test_clips": episodes.iter().map(|e| e.test.len()).collect::<Vec<_>>(),
+                "values": values, "leave_one_out_estimates": estimates, "test_clips": episodes.iter().map(|e| e.test.len()).collect::<Vec<_>>(),
             }));
         }
     }

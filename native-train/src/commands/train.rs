@@ -16,7 +16,7 @@ use petl_ast::data::cache::FbankCache;
 use petl_ast::data::Clip;
 use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
-use petl_ast::personalise::{self, PersonaliseMethod, PersonaliseOptions};
+use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
@@ -541,7 +541,7 @@ impl<'a> Job<'a> {
         let valid = (!features.valid.is_empty()).then_some(features.valid.as_slice());
         let resume_from = (resume && state_path.is_file()).then_some(state_path.as_path());
         let model = match &self.personalise {
-            Some(_) => personalise::prototype_head(
+            Some(_) => petl_ast::prototypes::prototype_head(
                 model,
                 train,
                 shape,
