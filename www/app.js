@@ -293,6 +293,7 @@ function drawSpectrogram(samples) {
   const values = spec.values;
   spec.free();
   const canvas = $('spectrogram');
+  canvas.hidden = false; // shown from the first sound on
   const ctx = canvas.getContext('2d');
   const width = 300;
   const image = ctx.createImageData(width, bins);
@@ -330,7 +331,8 @@ async function onUtterance(samples) {
   } else if (capture.className) {
     state.capture = null;
     stopMic();
-    await addClip(capture.className, samples);
+    const problem = await addClip(capture.className, samples);
+    if (problem) show(`${problem[0].toUpperCase()}${problem.slice(1)}; record it again.`);
   }
 }
 
@@ -481,18 +483,18 @@ function renderClasses() {
     upload.type = 'file';
     upload.accept = '.wav,audio/wav';
     upload.multiple = true;
+    upload.className = 'visually-hidden';
     upload.setAttribute('aria-label', `Add wav files to ${cls.name}`);
     upload.dataset.className = cls.name;
     upload.addEventListener('change', async (e) => {
-      for (const file of [...e.target.files]) {
-        try {
-          await addClip(cls.name, decodeWav(new Uint8Array(await file.arrayBuffer()), file.name));
-        } catch (err) {
-          show(err.message);
-        }
-      }
+      const files = [...e.target.files];
       e.target.value = '';
+      await addFiles(cls.name, files);
     });
+    const uploadButton = document.createElement('label');
+    uploadButton.className = 'button';
+    uploadButton.textContent = 'Add wav files';
+    uploadButton.append(upload);
     const del = document.createElement('button');
     del.type = 'button';
     del.className = 'danger';
@@ -503,15 +505,24 @@ function renderClasses() {
       await store.deleteClass(cls.name);
       renderClasses();
     });
-    li.append(name, count, rec, upload, del);
+    li.append(name, count, rec, uploadButton, del);
     list.append(li);
   }
   updateTrainButton();
 }
 
+// Enables Train, or says what is missing.
 function updateTrainButton() {
-  const ready = state.model && state.classes.length >= 2 && state.classes.every((c) => c.clips.length > 0);
-  $('train').disabled = !ready || state.training;
+  let why = '';
+  if (!state.model) why = 'Load a model to train.';
+  else if (state.classes.length < 2) why = 'Add at least two classes to train.';
+  else {
+    const empty = state.classes.filter((c) => c.clips.length === 0).map((c) => `“${c.name}”`);
+    if (empty.length) why = `Record or add a clip for ${empty.join(', ')} to train.`;
+  }
+  $('train').disabled = Boolean(why) || state.training;
+  $('train').title = why;
+  $('train-why').textContent = state.training ? '' : why;
 }
 
 // The leave-one-out estimate: how often a clip is recognised from the user's other clips.
@@ -523,7 +534,8 @@ function renderEstimate(estimate) {
   }
   let text =
     `Estimated accuracy on new clips: ${(estimate.accuracy * 100).toFixed(0)} % ` +
-    `(each of ${estimate.evaluated} clips recognised from your other clips: ${estimate.correct} right).`;
+    `(cautious: each of ${estimate.evaluated} clips recognised from your other clips before training, ` +
+    `${estimate.correct} right; the trained model usually does better).`;
   const worst = estimate.confusions.slice(0, 3);
   if (worst.length) {
     text += ` Confused: ${worst.map((c) => `“${c.label}” taken for “${c.predicted}” (${c.count}×)`).join(', ')}` +
@@ -543,21 +555,37 @@ function retrainHint() {
     : '';
 }
 
+// Adds a clip to a class; resolves to null, or to what is wrong with the clip.
 async function addClip(className, samples) {
   const cls = state.classes.find((c) => c.name === className);
-  if (!cls) return;
-  if (cls.clips.length >= 8) {
-    show(`“${className}” already has 8 clips, the most this page trains with.`, 'info');
-    return;
-  }
-  if (samples.length < SAMPLE_RATE * 0.1) {
-    show('That clip is shorter than 0.1 s; record it again.');
-    return;
-  }
+  if (!cls) return `there is no class “${className}”`;
+  if (cls.clips.length >= 8) return `“${className}” already has 8 clips, the most this page trains with`;
+  if (samples.length < SAMPLE_RATE * 0.1) return 'the clip is shorter than 0.1 s';
   cls.clips.push(samples);
   await store.saveClass(cls);
   renderClasses();
   status(`Added a ${(samples.length / SAMPLE_RATE).toFixed(2)} s clip to “${className}”.${retrainHint()}`);
+  return null;
+}
+
+// Adds wav files to a class; every refused file is named with its reason.
+async function addFiles(className, files) {
+  const refused = [];
+  for (const file of files) {
+    let problem;
+    try {
+      problem = await addClip(className, decodeWav(new Uint8Array(await file.arrayBuffer()), file.name));
+    } catch (err) {
+      problem = err.message;
+    }
+    // Decoding errors name the file already.
+    if (problem) refused.push(problem.includes(file.name) ? problem : `${file.name}: ${problem}`);
+  }
+  if (refused.length) {
+    show(`Added ${files.length - refused.length} of ${files.length} files to “${className}”. Refused — ${refused.join('; ')}`);
+  } else {
+    show('');
+  }
 }
 
 async function recordFor(className) {
@@ -635,15 +663,18 @@ $('train').addEventListener('click', async () => {
   const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: Math.min(16, clips.length) };
   curve.loss = [];
   curve.acc = [];
+  $('curve').hidden = false;
   drawCurve();
   state.training = true;
   updateTrainButton();
   $('stop').disabled = false;
   show('');
   const bar = $('train-progress');
+  bar.hidden = false;
   onProgress = (p) => {
     if (p.phase === 'start') {
       $('train-text').textContent = `Training ${p.trainable_params.toLocaleString()} parameters for ${p.total_steps} steps…`;
+      renderEstimate(p.held_out);
       return;
     }
     bar.value = p.global_step / p.total_steps;

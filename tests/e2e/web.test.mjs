@@ -229,10 +229,12 @@ async function digitFromMicrophone(url) {
 }
 
 async function addClasses(page, words, backend) {
+  // Train is greyed out with the reason said.
+  assert.match(await page.textContent('#train-why'), /at least two classes/);
   for (const word of WORDS) {
     await page.fill('#class-name', word);
     await page.click('#class-form button[type=submit]');
-    await page.waitForSelector(`input[data-class-name="${word}"]`);
+    await page.waitForSelector(`input[data-class-name="${word}"]`, { state: 'attached' });
     await page.setInputFiles(`input[data-class-name="${word}"]`, words[word].slice(0, 4));
     await page.waitForFunction((w) => window.petl.classes.find((c) => c.name === w)?.clips.length === 4, word);
   }
@@ -383,6 +385,20 @@ async function singleThreadCpuScenario(url, words) {
     await digitMatchesNative(page, 'cpu1', 'CPU wasm (one thread) vs native');
     await addClasses(page, words, 'cpu1');
     await train(page, 20, 'cpu1');
+    // A multi-file upload names every refused file and counts the accepted ones; a clip added
+    // after training says the classes need training again.
+    const empty = join(WORK, 'empty.wav');
+    const text = join(WORK, 'notes.wav');
+    writeFileSync(empty, Buffer.alloc(0));
+    writeFileSync(text, 'not a wav file\n');
+    await page.setInputFiles(`input[data-class-name="${WORDS[0]}"]`, [empty, words[WORDS[0]][5], text]);
+    await page.waitForFunction(() => /Added 1 of 3 files/.test(document.querySelector('#message').textContent), null, { timeout: 30_000 });
+    const refused = await page.textContent('#message');
+    log('refused files:', refused);
+    assert.match(refused, /empty\.wav/);
+    assert.match(refused, /notes\.wav/);
+    assert.match(await page.textContent('#status'), /changed since training/);
+    await shot(page, '8-refused-files-cpu1');
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
