@@ -2,9 +2,9 @@
 //!
 //! glibc's `malloc` serves large blocks with `mmap` and gives them back to the kernel on `free`,
 //! so every tensor op of a training step page-faults its output buffer in again and the kernel
-//! zeroes each page: 27 % of an AST-base adapter step at 500 frames was `clear_page_erms` in
-//! `perf`. Raising the mmap and trim thresholds keeps freed blocks in the heap for the next op:
-//! that step went from 65.8 s to 36.8 s (BENCHMARKS.md). Peak memory is unchanged (the blocks
+//! zeroes each page (`clear_page_erms` dominated `perf` profiles of long training steps).
+//! Raising the mmap and trim thresholds keeps freed blocks in the heap for the next op, which
+//! made such steps much faster (docs/benchmark-history.md). Peak memory is unchanged (the blocks
 //! are reused, not added); the heap is not returned to the system until the process ends, which
 //! suits a command-line run.
 

@@ -3,8 +3,8 @@
 //! once, the gradient read once.
 //!
 //! burn's `AdamW` composes the same update from about fifteen tensor ops, each a pass over the
-//! parameter's size: on AST-base full fine-tuning (86 M parameters) that was 0.44–0.49 s of a
-//! 4.4–4.8 s step at batch 8 × 100 frames, against PyTorch's 0.22 s (BENCHMARKS.md, session 8).
+//! parameter's size, which on full fine-tuning of AST-base (86 M parameters) is a visible part
+//! of the step (docs/benchmark-history.md has the measurement).
 //! The arithmetic follows burn's, so the two agree to rounding and share one state record:
 //!
 //! ```text

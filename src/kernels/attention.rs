@@ -10,9 +10,9 @@
 use super::math::exp;
 use super::matmul::{matmul_serial, MatRef};
 
-/// Query rows per tile. With the products on OpenBLAS, 128 rows run the attention op at
-/// 1 × 1214 tokens 10–17 % faster than 64 (43–50 vs 52–56 ms forward), the same at 8 × 590
-/// (BENCHMARKS.md, session 7); a tile's scores stay ≤ 128 × keys floats per thread.
+/// Query rows per tile: with the products on OpenBLAS, 128 rows were faster than 64 on a long
+/// clip and no slower on short ones (docs/benchmark-history.md); a tile's scores stay
+/// ≤ 128 × keys floats per thread.
 const BLOCK: usize = 128;
 
 /// One `[batch, heads, rows, dh]` operand: a slice with strides in elements (the last dim is

@@ -2,8 +2,8 @@
 //!
 //! burn-flex's `FlexTensor::empty` zeroes a `Vec<u8>` and then copies it into a 16-byte-aligned
 //! allocation (a `Vec<u8>` reports alignment 1), two serial passes on the thread that drives the
-//! graph while rayon's workers wait. On an adapter training step at batch 8 × 100 frames those
-//! two passes were 3.5 % of all CPU samples (`perf`, session 9). These buffers are `Vec<f32>`s,
+//! graph while rayon's workers wait (a visible share of a training step's samples under
+//! `perf`; docs/benchmark-history.md). These buffers are `Vec<f32>`s,
 //! which burn takes without a copy, and their one initialising pass is split over rayon's
 //! threads.
 

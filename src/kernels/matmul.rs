@@ -2,8 +2,8 @@
 //!
 //! Natively with the `blas` feature they run on the system BLAS (`cblas_sgemm`, OpenBLAS
 //! single-threaded, the rows or columns of the result split over rayon's threads); otherwise on
-//! the `gemm` crate burn-flex uses. Over the AST-base Linears' shapes on 2 Zen 3 cores OpenBLAS
-//! ran at 151–166 GFLOP/s where `gemm` ran at 123–129 (BENCHMARKS.md, session 7).
+//! the `gemm` crate burn-flex uses. OpenBLAS is the faster of the two on the AST-base Linears'
+//! shapes (docs/benchmark-history.md).
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i·row_stride +
 /// j·col_stride]`.
