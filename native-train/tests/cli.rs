@@ -1389,3 +1389,76 @@ fn bench_kernels_times_both_implementations_of_every_op() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("8by500"));
 }
+
+/// `pretrain-demo --resume` after a kill ends with the same weights as an uninterrupted run,
+/// and refuses a state written with other arguments.
+#[test]
+fn pretrain_demo_resumes_bit_identically_and_refuses_other_arguments() {
+    let fsdd = fsdd();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "pretrain-demo",
+            "--data",
+            &fsdd.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--epochs",
+            "2",
+            "--hidden-size",
+            "32",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--max-length",
+            "64",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let killed = dir.path().join("killed");
+    let whole = dir.path().join("whole");
+    let out = run_cli(&args(&killed), &[("NATIVE_TRAIN_STOP_AFTER_EPOCH", "1")]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut other = args(&killed);
+    other.extend([
+        "--lr".to_string(),
+        "1e-3".to_string(),
+        "--resume".to_string(),
+    ]);
+    let out = run_cli(&other, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other arguments"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut resume = args(&killed);
+    resume.push("--resume".to_string());
+    let out = run_cli(&resume, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_cli(&args(&whole), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(
+        weights(&killed),
+        weights(&whole),
+        "resumed run differs from the uninterrupted one"
+    );
+    assert!(!killed.join("train_state.safetensors").exists());
+}

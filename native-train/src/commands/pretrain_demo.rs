@@ -18,6 +18,9 @@ use serde_json::json;
 
 use super::train::{featurise, initial_state, run_loop, STATE_FILE};
 
+/// The settings of a run in its output folder, checked by `--resume`.
+const RUN_FILE: &str = "pretrain_run.json";
+
 /// FSDD speakers the built-in backbone is trained on; theo and yweweler are held out for few-shot
 /// tests.
 pub const DEMO_SPEAKERS: [&str; 4] = ["george", "jackson", "lucas", "nicolas"];
@@ -176,6 +179,27 @@ pub fn run(args: Args) -> Result<()> {
             state_path.display()
         );
     }
+    // What a resumed run must share with the run that wrote the state.
+    let run_path = args.out.join(RUN_FILE);
+    let run_text = serde_json::to_string_pretty(&json!({
+        "config": &config, "train": &train_config, "train_clips": train_set.len(),
+        "valid_clips": valid.len(), "init_from": &args.init_from,
+    }))?;
+    // Compared as read back from text on both sides (float parsing is not always exact).
+    let run: serde_json::Value = serde_json::from_str(&run_text)?;
+    if resume_from.is_some() {
+        let saved: Option<serde_json::Value> = std::fs::read_to_string(&run_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        anyhow::ensure!(
+            saved.as_ref() == Some(&run),
+            "{} was written by a run with other arguments or data; --resume needs the same ones \
+             (or start over without --resume)",
+            state_path.display()
+        );
+    } else {
+        write_atomic(&run_path, run_text.as_bytes())?;
+    }
     let (model, history) = run_loop(
         initial_state(model, &train_config, resume_from, &args.out)?,
         &train_set,
@@ -191,6 +215,7 @@ pub fn run(args: Args) -> Result<()> {
     save::save_dir(&model, &config, &args.out)?;
     // The finished checkpoint replaces the resumable state (the full model with AdamW's moments).
     let _ = std::fs::remove_file(&state_path);
+    let _ = std::fs::remove_file(&run_path);
     write_atomic(
         &args.out.join("preprocessor_config.json"),
         serde_json::to_string_pretty(&preprocessor)?.as_bytes(),
