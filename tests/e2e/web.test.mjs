@@ -89,10 +89,11 @@ const WORDS = ['apple', 'river', 'lantern'];
 const VOICES = ['en-us-nyc+Annie', 'en-gb+f4', 'en-us+f5', 'en-gb-scotland+travis', 'en-029+michel', 'en-us+m7', 'en-gb-x-rp+linda'];
 const SPEEDS = [150, 135, 165, 145, 155, 140, 160];
 
-// One second of pink noise: no speech at all.
+// One second of pink noise: no speech at all. `-R` makes sox's generator repeatable, so every
+// run hears the same noise.
 function noiseFile() {
   const out = join(WORK, 'noise.wav');
-  sh('sox', ['-n', '-r', '16000', '-b', '16', out, 'synth', '1.0', 'pinknoise', 'gain', '-n', '-20']);
+  sh('sox', ['-R', '-n', '-r', '16000', '-b', '16', out, 'synth', '1.0', 'pinknoise', 'gain', '-n', '-25']);
   return out;
 }
 
