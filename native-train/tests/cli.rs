@@ -566,6 +566,13 @@ fn run_cli(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// The command failed, saying `message` on stderr.
+fn assert_refused_with(out: &std::process::Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded; stderr: {stderr}");
+    assert!(stderr.contains(message), "{stderr}");
+}
+
 fn json_file(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap()
@@ -678,13 +685,7 @@ fn a_killed_train_run_resumes_to_the_same_results() {
     // Other arguments are refused rather than mixed into the run.
     let mut other = small_train_args(&fsdd, &killed, "4");
     other.push("--resume".into());
-    let out = run_cli(&other, &[]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("other arguments"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_refused_with(&run_cli(&other, &[]), "other arguments");
 }
 
 #[test]
@@ -1433,13 +1434,7 @@ fn pretrain_demo_resumes_bit_identically_and_refuses_other_arguments() {
         "1e-3".to_string(),
         "--resume".to_string(),
     ]);
-    let out = run_cli(&other, &[]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("other arguments"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_refused_with(&run_cli(&other, &[]), "other arguments");
     let mut resume = args(&killed);
     resume.push("--resume".to_string());
     let out = run_cli(&resume, &[]);

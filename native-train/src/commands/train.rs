@@ -98,7 +98,7 @@ pub struct Args {
     #[arg(long)]
     gradient_checkpointing: bool,
     /// Training recipe: the paper's (per-dataset protocol, the method flags), or the web page's
-    /// few-shot personalisation (`petl_ast::personalise`: its adapter / LoRA / linear settings,
+    /// few-shot personalisation (`petl_ast::personalise`: its method settings,
     /// epochs, batch, learning rate and prototype-initialised head; --epochs, --batch-size,
     /// --lr and --max-length still override).
     #[arg(long, value_enum, default_value = "paper")]
@@ -113,7 +113,7 @@ pub struct Args {
 pub enum Recipe {
     /// The paper's recipe for the dataset and method.
     Paper,
-    /// The web page's personalisation recipe (methods adapter, LoRA, linear).
+    /// The web page's personalisation recipe (adapter, LoRA, linear, Houlsby, BitFit, prompts).
     Personalise,
 }
 
@@ -540,15 +540,16 @@ impl<'a> Job<'a> {
         let shape = self.shape();
         let valid = (!features.valid.is_empty()).then_some(features.valid.as_slice());
         let resume_from = (resume && state_path.is_file()).then_some(state_path.as_path());
+        // The page's recipe starts from the class-mean head (a resumed run loads its own).
         let model = match &self.personalise {
-            Some(_) => petl_ast::prototypes::prototype_head(
+            Some(_) if resume_from.is_none() => petl_ast::prototypes::prototype_head(
                 model,
                 train,
                 shape,
                 fold.splits.labels.len(),
                 self.batch_size,
             ),
-            None => model,
+            _ => model,
         };
         if resume && resume_from.is_none() {
             eprintln!("{}: no training state yet; starting", out.display());
