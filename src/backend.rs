@@ -1,4 +1,4 @@
-//! Picking the compute device by name (`--backend cpu|flex|ndarray|wgpu|cuda`).
+//! Picking the compute device by name (`--backend cpu|flex|ndarray|wgpu|cuda|libtorch`).
 
 use std::str::FromStr;
 
@@ -14,13 +14,17 @@ pub enum Backend {
     Ndarray,
     /// burn-wgpu: Vulkan, Metal or DX12 natively, WebGPU in the browser.
     Wgpu,
-    /// CUDA on NVIDIA GPUs.
+    /// CUDA on NVIDIA GPUs: burn-cuda with the `cuda` feature, else LibTorch's CUDA device
+    /// with the `tch` feature.
     Cuda,
+    /// LibTorch (burn-tch) on the CPU, for comparing against PyTorch's own kernels.
+    LibTorch,
 }
 
 impl Backend {
     /// Names accepted by [`Backend::from_str`], for help texts (`cpu` = [`Backend::cpu`]).
-    pub const NAMES: &'static [&'static str] = &["cpu", "flex", "ndarray", "wgpu", "cuda"];
+    pub const NAMES: &'static [&'static str] =
+        &["cpu", "flex", "ndarray", "wgpu", "cuda", "libtorch"];
 
     /// The backends compiled into this build.
     pub fn available() -> Vec<Backend> {
@@ -34,10 +38,22 @@ impl Backend {
         if cfg!(feature = "wgpu") {
             out.push(Backend::Wgpu);
         }
-        if cfg!(feature = "cuda") {
+        if cfg!(any(feature = "cuda", feature = "tch")) {
             out.push(Backend::Cuda);
         }
+        if cfg!(feature = "tch") {
+            out.push(Backend::LibTorch);
+        }
         out
+    }
+
+    /// [`Backend::available`] as a comma-separated list, for messages.
+    pub fn available_names() -> String {
+        Backend::available()
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The CPU backend of this build: burn-flex when compiled in, else burn-ndarray.
@@ -49,32 +65,125 @@ impl Backend {
         }
     }
 
-    /// The default device of this backend, or an error saying which cargo feature enables it.
-    #[allow(unreachable_code)]
+    /// The default device of this backend, checked to work (natively, a GPU backend runs one
+    /// small op first), or one line saying what is missing: the cargo feature, the driver or
+    /// the device, and the backends this build has.
     pub fn device(self) -> Result<Device, String> {
+        let device = self.unchecked_device().map_err(|e| {
+            format!(
+                "{e}; backends in this build: {}",
+                Backend::available_names()
+            )
+        })?;
+        #[cfg(not(target_family = "wasm"))]
+        if !matches!(self, Backend::Flex | Backend::Ndarray) {
+            try_first_op(&device).map_err(|cause| {
+                format!(
+                    "the {self} backend cannot start ({}): {cause}; backends in this build: {}",
+                    self.needs(),
+                    Backend::available_names()
+                )
+            })?;
+        }
+        Ok(device)
+    }
+
+    /// The burn backend that runs this name in this build (e.g. `burn-tch-cuda` for `cuda` built
+    /// with the `tch` feature), for benchmark reports.
+    pub fn implementation(self) -> &'static str {
+        match self {
+            Backend::Flex => "burn-flex",
+            Backend::Ndarray => "burn-ndarray",
+            Backend::Wgpu => "burn-wgpu",
+            Backend::Cuda if cfg!(feature = "cuda") => "burn-cuda",
+            Backend::Cuda => "burn-tch-cuda",
+            Backend::LibTorch => "burn-tch-cpu",
+        }
+    }
+
+    /// What a GPU backend needs from the machine, for messages.
+    #[cfg(not(target_family = "wasm"))]
+    fn needs(self) -> &'static str {
+        match self {
+            Backend::Wgpu => "it needs a GPU with a Vulkan, Metal or DX12 driver",
+            Backend::Cuda if cfg!(feature = "cuda") => "it needs an NVIDIA GPU and its driver",
+            Backend::Cuda => {
+                "it needs an NVIDIA GPU, its driver and a CUDA build of LibTorch on the library path"
+            }
+            Backend::LibTorch => "it needs LibTorch's libraries on the library path",
+            Backend::Flex | Backend::Ndarray => "",
+        }
+    }
+
+    /// The default device of this backend, not yet used.
+    #[allow(unreachable_code)]
+    fn unchecked_device(self) -> Result<Device, String> {
         match self {
             Backend::Flex => {
                 #[cfg(feature = "flex")]
                 return Ok(Device::flex());
-                Err(not_built("flex"))
+                Err(not_built("flex", "flex"))
             }
             Backend::Ndarray => {
                 #[cfg(feature = "ndarray")]
                 #[allow(deprecated)]
                 return Ok(Device::ndarray());
-                Err(not_built("ndarray"))
+                Err(not_built("ndarray", "ndarray"))
             }
             Backend::Wgpu => {
                 #[cfg(feature = "wgpu")]
                 return Ok(Device::wgpu(Default::default()));
-                Err(not_built("wgpu"))
+                Err(not_built("wgpu", "wgpu"))
             }
             Backend::Cuda => {
                 #[cfg(feature = "cuda")]
                 return Ok(Device::cuda(0));
-                Err(not_built("cuda"))
+                // burn marks burn-tch deprecated in favour of its CubeCL backends; burn-cuda's
+                // build downloads LLVM, so LibTorch is the CUDA backend that builds offline.
+                #[cfg(feature = "tch")]
+                #[allow(deprecated)]
+                return Ok(Device::libtorch_cuda(0));
+                Err(
+                    "this build has no cuda backend; rebuild with `--features tch` (LibTorch's \
+                     CUDA, docs/gpu.md) or `--features cuda` (burn-cuda)"
+                        .into(),
+                )
+            }
+            Backend::LibTorch => {
+                #[cfg(feature = "tch")]
+                #[allow(deprecated)]
+                return Ok(Device::libtorch());
+                Err(not_built("libtorch", "tch"))
             }
         }
+    }
+}
+
+/// Runs one small op on `device`. GPU backends start their driver on first use and panic when
+/// there is none; the panic is caught here (with the panic message kept off stderr) and returned.
+#[cfg(not(target_family = "wasm"))]
+fn try_first_op(device: &Device) -> Result<(), String> {
+    use burn::tensor::Tensor;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (Tensor::<1>::ones([4], device) * 2.0)
+            .sum()
+            .into_scalar::<f32>()
+    }));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(8.0) => Ok(()),
+        Ok(sum) => Err(format!("a test sum gave {sum} instead of 8")),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the driver failed to start".into())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
     }
 }
 
@@ -84,8 +193,8 @@ pub fn cpu_device() -> Result<Device, String> {
     Backend::cpu().device()
 }
 
-fn not_built(name: &str) -> String {
-    format!("this build has no {name} backend; rebuild with `--features {name}`")
+fn not_built(name: &str, feature: &str) -> String {
+    format!("this build has no {name} backend; rebuild with `--features {feature}`")
 }
 
 impl FromStr for Backend {
@@ -98,6 +207,7 @@ impl FromStr for Backend {
             "ndarray" => Ok(Backend::Ndarray),
             "wgpu" | "webgpu" | "vulkan" => Ok(Backend::Wgpu),
             "cuda" => Ok(Backend::Cuda),
+            "libtorch" | "tch" | "torch" => Ok(Backend::LibTorch),
             other => Err(format!(
                 "unknown backend \"{other}\" (expected one of: {})",
                 Backend::NAMES.join(", ")
@@ -113,6 +223,7 @@ impl std::fmt::Display for Backend {
             Backend::Ndarray => "ndarray",
             Backend::Wgpu => "wgpu",
             Backend::Cuda => "cuda",
+            Backend::LibTorch => "libtorch",
         })
     }
 }

@@ -148,6 +148,15 @@ fn bad_inputs_exit_non_zero_with_one_readable_line() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tpu"));
+
+    // A GPU backend this build lacks: one line naming it and the backends there are.
+    for backend in ["cuda", "libtorch"] {
+        let out = native_train(&["classify", "--backend", backend, &wav]);
+        assert_refused_with(&out, &format!("no {backend} backend"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("backends in this build: flex"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
 }
 
 fn logits_of(stdout: &[u8]) -> Vec<f32> {
