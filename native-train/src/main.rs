@@ -44,6 +44,9 @@ enum Command {
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
     Bench(commands::bench::Args),
+    /// Check a backend against the CPU: logits of the built-in backbone and of a random AST-base
+    /// on both, same weights and inputs (JSON lines; non-zero exit past the tolerance).
+    BackendCheck(commands::backend_check::Args),
     /// Time this crate's CPU kernels (attention, GELU, Linear) against the burn ops they replace.
     BenchKernels(commands::bench_kernels::Args),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Features(args) => commands::features::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::BenchKernels(args) => commands::bench_kernels::run(args),
+        Command::BackendCheck(args) => commands::backend_check::run(args),
         Command::Params(args) => commands::params::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Train(args) => commands::train::run(args),

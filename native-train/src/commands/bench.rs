@@ -54,7 +54,7 @@ fn report(
     (median, min): (f64, f64),
 ) {
     let line = json!({
-        "impl": format!("burn-{backend}"),
+        "impl": backend.implementation(),
         "matmul": matmul_library(backend),
         "case": case,
         "batch": batch,
@@ -72,6 +72,8 @@ fn report(
 pub fn matmul_library(backend: Backend) -> &'static str {
     match backend {
         Backend::Flex => petl_ast::kernels::MATMUL_LIBRARY,
+        Backend::Cuda if backend.implementation() == "burn-tch-cuda" => "cuBLAS (LibTorch)",
+        Backend::LibTorch => "LibTorch",
         _ => "burn",
     }
 }

@@ -105,13 +105,23 @@ pub fn run(args: Args) -> Result<()> {
         let logits = model.forward(input.clone());
         let loss = (log_softmax(logits, 1) * one_hot.clone()).sum().neg() / args.batch as f64;
         // Reading the loss waits for the forward on asynchronous backends.
-        let _ = loss.clone().into_data();
+        loss.clone().try_into_data().map_err(|e| {
+            anyhow::anyhow!(
+                "the forward pass failed on the device: {}",
+                super::backend_check::first_line(&e)
+            )
+        })?;
         let forward_done = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let backward_done = Instant::now();
         model = optimizer.step(settings.lr, model, grads);
         // Wait for the step to finish on asynchronous backends.
-        let _ = model.head.weight.val().into_data();
+        model.head.weight.val().try_into_data().map_err(|e| {
+            anyhow::anyhow!(
+                "the training step failed on the device: {}",
+                super::backend_check::first_line(&e)
+            )
+        })?;
         if step > 0 {
             let end = Instant::now();
             times.push((end - start).as_secs_f64());
@@ -130,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
         .expect("at least one timed step");
     times.sort_by(f64::total_cmp);
     let line = json!({
-        "impl": format!("burn-{}", args.backend),
+        "impl": args.backend.implementation(),
         "matmul": super::bench::matmul_library(args.backend),
         "case": "train_step",
         "method": args.label.unwrap_or_else(|| format!("{:?}", args.method.method)),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod aggregate;
+pub mod backend_check;
 pub mod bench;
 pub mod bench_kernels;
 pub mod bench_train;
