@@ -2,9 +2,10 @@
 """PyTorch side of the training-step benchmark (CPU), the counterpart of `native-train bench-train`.
 
     python scripts/bench_pytorch_train.py --method adapter --max-length 100 [--threads 2]
+    python scripts/bench_pytorch_train.py --method adapter,LoRA --max-length 100,500 --device cuda
 
-One case per process (so peak RSS is the case's own); prints one JSON line in the same format as
-`native-train bench-train`:
+On the CPU, one case per process (so peak RSS is the case's own); prints one JSON line per case
+in the same format as `native-train bench-train` (on CUDA with `gpu` and `peak_gpu_mb` added):
 
     {"impl": "pytorch", "case": "train_step", "method": "...", "batch": 8, "max_length": 100,
      "seconds_median": ..., "seconds_min": ..., "repeats": 3, "trainable": ..., "peak_rss_mb": ...}
@@ -149,35 +150,36 @@ class Wrapper(nn.Module):
         return self.head(self.ast.layernorm(h).mean(dim=1))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True, choices=["full-FT", "adapter", "LoRA", "DPT", "linear"])
-    ap.add_argument("--label", help="name of the case in the output (default: --method)")
-    ap.add_argument("--max-length", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
-    torch.set_num_threads(args.threads)
+
+def bench_case(method: str, max_length: int, args, device: torch.device) -> dict:
+    """Times one method at one input length; returns its JSON line."""
     torch.manual_seed(0)
-    model = Wrapper(ASTConfig(max_length=args.max_length), args.method)
+    model = Wrapper(ASTConfig(max_length=max_length), method).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=5e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, args.max_length, 128, generator=g) * 0.5
-    y = torch.arange(args.batch) % CLASSES
+    x = (torch.randn(args.batch, max_length, 128, generator=g) * 0.5).to(device)
+    y = (torch.arange(args.batch) % CLASSES).to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> dict:
         """One step; returns the seconds of its forward, backward and optimizer phases."""
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(x), y)
+        sync(device)
         t1 = time.perf_counter()
         loss.backward()
+        sync(device)
         t2 = time.perf_counter()
         opt.step()
+        sync(device)
         t3 = time.perf_counter()
         return {"forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2}
 
@@ -187,27 +189,47 @@ def main() -> None:
         t0 = time.perf_counter()
         phases.append(step())
         times.append(time.perf_counter() - t0)
-    print(
-        json.dumps(
-            {
-                "impl": "pytorch",
-                "case": "train_step",
-                "method": args.label or args.method,
-                "batch": args.batch,
-                "max_length": args.max_length,
-                "seconds_median": statistics.median(times),
-                "seconds_min": min(times),
-                "fastest_step_phases": phases[times.index(min(times))],
-                "repeats": len(times),
-                "trainable": sum(p.numel() for p in params),
-                "peak_rss_mb": round(peak_rss_mb(), 1),
-                "threads": args.threads,
-                "torch": torch.__version__,
-                "loadavg_1m": round(os.getloadavg()[0], 2),
-            }
-        ),
-        flush=True,
-    )
+    line = {
+        "impl": "pytorch" if device.type == "cpu" else f"pytorch-{device.type}",
+        "case": "train_step",
+        "method": args.label or method,
+        "batch": args.batch,
+        "max_length": max_length,
+        "seconds_median": statistics.median(times),
+        "seconds_min": min(times),
+        "fastest_step_phases": phases[times.index(min(times))],
+        "repeats": len(times),
+        "trainable": sum(p.numel() for p in params),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+    if device.type == "cuda":
+        line["gpu"] = torch.cuda.get_device_name(device)
+        line["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return line
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    methods = ["full-FT", "adapter", "LoRA", "DPT", "linear"]
+    ap.add_argument("--method", required=True, help=f"one or more (comma-separated) of {', '.join(methods)}")
+    ap.add_argument("--label", help="name of the case in the output (default: --method)")
+    ap.add_argument("--max-length", default="100", help="input length(s) in frames, comma-separated")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check, scripts/gpu_check.sh)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    for method in args.method.split(","):
+        if method not in methods:
+            ap.error(f"unknown method {method!r} (expected {', '.join(methods)})")
+        for max_length in (int(n) for n in args.max_length.split(",")):
+            print(json.dumps(bench_case(method, max_length, args, device)), flush=True)
 
 
 if __name__ == "__main__":
