@@ -88,6 +88,45 @@ impl Backend {
         Ok(device)
     }
 
+    /// `n` devices of this backend for data-parallel training, each checked to work: the GPUs
+    /// 0…n−1 of a GPU backend; on a CPU backend `n` times the one device (replicas that share the
+    /// cores, which checks the arithmetic of a split batch, not its speed).
+    pub fn devices(self, n: usize) -> Result<Vec<Device>, String> {
+        let main = self.device()?;
+        if matches!(self, Backend::Flex | Backend::Ndarray | Backend::LibTorch) {
+            return Ok(vec![main; n]);
+        }
+        (0..n)
+            .map(|i| {
+                let device = self.indexed_device(i)?;
+                #[cfg(not(target_family = "wasm"))]
+                try_first_op(&device)
+                    .map_err(|cause| format!("{self} device {i} cannot start: {cause}"))?;
+                Ok(device)
+            })
+            .collect()
+    }
+
+    /// GPU `index` of this backend.
+    #[allow(unreachable_code, unused_variables)]
+    fn indexed_device(self, index: usize) -> Result<Device, String> {
+        match self {
+            Backend::Wgpu => {
+                #[cfg(feature = "wgpu")]
+                return Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index)));
+            }
+            Backend::Cuda => {
+                #[cfg(feature = "cuda")]
+                return Ok(Device::cuda(index));
+                #[cfg(feature = "tch")]
+                #[allow(deprecated)]
+                return Ok(Device::libtorch_cuda(index));
+            }
+            Backend::Flex | Backend::Ndarray | Backend::LibTorch => {}
+        }
+        self.unchecked_device()
+    }
+
     /// The burn backend that runs this name in this build (e.g. `burn-tch-cuda` for `cuda` built
     /// with the `tch` feature), for benchmark reports.
     pub fn implementation(self) -> &'static str {

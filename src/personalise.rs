@@ -20,7 +20,9 @@ use crate::model::{Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::sha256_hex;
 use crate::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
 use crate::prototypes::{ClassMeans, HeldOutEstimate};
-use crate::train::{Example, OptimizerConfig, TrainConfig, TrainError, TrainSession};
+use crate::train::{
+    Example, OptimizerConfig, SpecAugment, TimeShift, TrainConfig, TrainError, TrainSession,
+};
 
 /// The methods offered for personalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,9 +119,22 @@ pub struct PersonaliseOptions {
     pub max_length: usize,
     /// Seed of the head/adapter initialisation order and shuffling.
     pub seed: u64,
+    /// Each pass sees every clip shifted in time and with SpecAugment masks
+    /// ([`PersonaliseOptions::AUGMENT_TIME_SHIFT`], [`PersonaliseOptions::AUGMENT_MASKS`]).
+    #[serde(default)]
+    pub augment: bool,
 }
 
 impl PersonaliseOptions {
+    /// The time shift of [`PersonaliseOptions::augment`].
+    pub const AUGMENT_TIME_SHIFT: TimeShift = TimeShift { max_frames: 30 };
+    /// The SpecAugment masks of [`PersonaliseOptions::augment`] (narrower than the paper's, for
+    /// clips of one or two words).
+    pub const AUGMENT_MASKS: SpecAugment = SpecAugment {
+        freq_mask: 16,
+        time_mask: 20,
+    };
+
     /// Input length in frames on a backbone that reads `backbone_max_length` frames.
     pub fn input_length(&self, backbone_max_length: usize) -> usize {
         self.max_length.min(backbone_max_length).max(16)
@@ -139,10 +154,11 @@ impl PersonaliseOptions {
             batch_size: self.batch_size.clamp(1, examples.max(1)),
             optimizer,
             seed: self.seed,
-            spec_augment: None,
+            spec_augment: self.augment.then_some(Self::AUGMENT_MASKS),
             max_bad_steps: 5,
             warmup_steps: 0,
-            time_shift: None,
+            devices: Vec::new(),
+            time_shift: self.augment.then_some(Self::AUGMENT_TIME_SHIFT),
         }
     }
 }
@@ -156,6 +172,7 @@ impl Default for PersonaliseOptions {
             lr: None,
             max_length: 200,
             seed: 0,
+            augment: false,
         }
     }
 }

@@ -77,6 +77,7 @@ fn config(epochs: usize) -> TrainConfig {
         spec_augment: None,
         max_bad_steps: 2,
         warmup_steps: 0,
+        devices: Vec::new(),
         time_shift: None,
     }
 }
@@ -230,6 +231,79 @@ fn recomputing_the_mlp_expansion_trains_like_keeping_it() {
                 (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
                 "{name}: {x} kept vs {y} recomputed"
             );
+        }
+    }
+}
+
+/// Data parallelism: each batch split over two replicas (on the one CPU device, as `train
+/// --devices 2` does there), their gradients added, one step. Same global batch, same seed: the
+/// losses of every step and the trained weights equal the one-device run's up to summation order,
+/// in the CLI's loop and in the page's step-wise session. Batches of 8 and the last one of 4 (of
+/// 20 clips) split evenly; a batch of 5 would split 3 + 2.
+#[test]
+fn two_replicas_train_like_one_device() {
+    let train_set = examples(20, 6);
+    let initial = model();
+    let replicas = vec![device().autodiff(), device().autodiff()];
+    let steps = |devices: Vec<burn::tensor::Device>, batch_size: usize| {
+        let config = TrainConfig {
+            devices,
+            batch_size,
+            ..config(2)
+        };
+        let mut losses = Vec::new();
+        let (model, history) = train::train(
+            initial.clone(),
+            &train_set,
+            None,
+            SHAPE,
+            &config,
+            &mut |p| {
+                if let train::Progress::Step { loss, .. } = p {
+                    losses.push(loss);
+                }
+            },
+        )
+        .unwrap();
+        let mut session =
+            train::TrainSession::new(initial.clone(), train_set.clone(), SHAPE, config).unwrap();
+        let mut session_losses = Vec::new();
+        while let Some(report) = session.step() {
+            session_losses.push(report.unwrap().loss);
+        }
+        let session_model = session.into_model();
+        (
+            losses,
+            history,
+            trainable_bits(&model),
+            session_losses,
+            trainable_bits(&session_model),
+        )
+    };
+    for batch_size in [8, 5] {
+        let one = steps(Vec::new(), batch_size);
+        let two = steps(replicas.clone(), batch_size);
+        for (a, b) in [(&one.0, &two.0), (&one.3, &two.3)] {
+            assert_eq!(a.len(), b.len());
+            assert!(a.len() >= 4);
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-4, "loss {x} on one device, {y} on two");
+            }
+        }
+        assert_eq!(
+            one.1.iter().map(|m| m.train_accuracy).collect::<Vec<_>>(),
+            two.1.iter().map(|m| m.train_accuracy).collect::<Vec<_>>()
+        );
+        for (a, b) in [(&one.2, &two.2), (&one.4, &two.4)] {
+            for ((name, a), (_, b)) in a.iter().zip(b) {
+                for (x, y) in a.iter().zip(b) {
+                    let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
+                    assert!(
+                        (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                        "{name}: {x} on one device, {y} on two"
+                    );
+                }
+            }
         }
     }
 }

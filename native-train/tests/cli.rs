@@ -601,34 +601,43 @@ fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// `--gradient-checkpointing` (on the cpu backend: each MLP expansion recomputed in the backward)
-/// trains to the same losses and accuracies as the run without it.
+/// and `--devices 2` (each batch split over two replicas, gradients added) train to the same
+/// losses and accuracies as the plain run.
 #[test]
-fn gradient_checkpointing_trains_like_without() {
+fn gradient_checkpointing_and_two_devices_train_like_the_plain_run() {
     let fsdd = fsdd();
     let dir = tempfile::tempdir().unwrap();
-    let (kept, recomputed) = (dir.path().join("kept"), dir.path().join("recomputed"));
-    let mut with_flag = small_train_args(&fsdd, &recomputed, "2");
-    with_flag.push("--gradient-checkpointing".into());
-    for args in [small_train_args(&fsdd, &kept, "2"), with_flag] {
+    let plain = dir.path().join("plain");
+    let out = run_cli(&small_train_args(&fsdd, &plain, "2"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = metrics_without_time(&plain);
+    assert_eq!(a.len(), 2);
+    for flags in [&["--gradient-checkpointing"][..], &["--devices", "2"]] {
+        let variant = dir.path().join(flags[0].trim_start_matches('-'));
+        let mut args = small_train_args(&fsdd, &variant, "2");
+        args.extend(flags.iter().map(|f| f.to_string()));
         let out = run_cli(&args, &[]);
         assert!(
             out.status.success(),
-            "{}",
+            "{flags:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-    let (a, b) = (
-        metrics_without_time(&kept),
-        metrics_without_time(&recomputed),
-    );
-    assert_eq!(a.len(), 2);
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "valid_loss"] {
-            let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
-            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{key}: {x} vs {y}");
+        let b = metrics_without_time(&variant);
+        assert_eq!(a.len(), b.len(), "{flags:?}");
+        for (x, y) in a.iter().zip(&b) {
+            for key in ["train_loss", "valid_loss"] {
+                let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                    "{flags:?} {key}: {x} vs {y}"
+                );
+            }
+            assert_eq!(x["valid_accuracy"], y["valid_accuracy"], "{flags:?}");
         }
-        assert_eq!(x["valid_accuracy"], y["valid_accuracy"]);
     }
 }
 

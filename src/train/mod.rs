@@ -1,7 +1,8 @@
-//! Training: the loop, the paper's optimiser settings and schedule, SpecAugment and time shift, resumable
-//! training state.
+//! Training: the loop, one step on one or several devices, the paper's optimiser settings and
+//! schedule, SpecAugment and time shift, resumable training state.
 
 pub mod adamw;
+pub mod data_parallel;
 pub mod hyper;
 pub mod probe;
 pub mod schedule;

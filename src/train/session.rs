@@ -8,22 +8,24 @@
 //! [`TrainSession::finish`], which skips the update when the loss is not finite and otherwise
 //! back-propagates and applies AdamW at the schedule's learning rate.
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::data_parallel::{self, StepForward};
 use super::schedule::CosineSchedule;
-use super::trainer::{augment, batch, cross_entropy, Classifier, Example, TrainConfig};
+use super::trainer::{augment, Classifier, Example, TrainConfig};
 use super::TrainError;
 
 /// The tensors of a step whose update has not been applied yet.
-pub struct PendingStep {
+pub struct PendingStep<M: Classifier> {
     /// Mean cross-entropy of the batch (`[1]`).
     pub loss: Tensor<1>,
     /// Predicted class per clip (`[batch]`).
     pub predicted: Tensor<1, Int>,
     labels: Vec<usize>,
+    forward: StepForward<M>,
 }
 
 /// What a finished step measured.
@@ -124,7 +126,7 @@ impl<M: Classifier> TrainSession<M> {
     }
 
     /// Runs the model on the next batch; `None` when training is over.
-    pub fn forward(&mut self) -> Option<PendingStep> {
+    pub fn forward(&mut self) -> Option<PendingStep<M>> {
         if self.is_done() {
             return None;
         }
@@ -141,15 +143,13 @@ impl<M: Classifier> TrainSession<M> {
             .map(|&i| self.train_set[i].clone())
             .collect();
         augment(&self.config, &mut chunk, self.shape, &mut self.rng);
-        let model = self.model();
-        let (input, labels) = batch(&chunk, self.shape, &model.device());
-        let logits = model.logits(input);
-        let predicted = logits.clone().argmax(1).flatten::<1>(0, 1);
-        let loss = cross_entropy(logits, &labels);
+        let forward =
+            data_parallel::forward(self.model(), &chunk, self.shape, &self.config.devices);
         Some(PendingStep {
-            loss,
-            predicted,
-            labels,
+            loss: forward.loss.clone(),
+            predicted: forward.predicted.clone(),
+            labels: chunk.iter().map(|e| e.label).collect(),
+            forward,
         })
     }
 
@@ -157,7 +157,7 @@ impl<M: Classifier> TrainSession<M> {
     /// (`predicted`, one class per clip; may be empty when not read).
     pub fn finish(
         &mut self,
-        pending: PendingStep,
+        pending: PendingStep<M>,
         loss: f64,
         predicted: &[i64],
     ) -> Result<StepReport, TrainError> {
@@ -181,7 +181,7 @@ impl<M: Classifier> TrainSession<M> {
                 .model
                 .take()
                 .expect("the model is present between steps");
-            let grads = GradientsParams::from_grads(pending.loss.backward(), &model);
+            let grads = pending.forward.gradients(&model);
             self.model = Some(self.optimizer.step(lr, model, grads));
         }
         Ok(StepReport {

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
@@ -17,6 +17,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::FusedAdamW;
+use super::data_parallel;
 use super::hyper::OptimizerConfig;
 use super::schedule::CosineSchedule;
 use super::specaug::SpecAugment;
@@ -94,6 +95,11 @@ pub struct TrainConfig {
     /// Linear learning-rate warm-up steps before the cosine (0, as in the paper).
     #[serde(default)]
     pub warmup_steps: usize,
+    /// Autodiff devices each batch is split over (data parallelism, [`super::data_parallel`]);
+    /// fewer than two: the model's device alone. Not part of a run's identity: a run resumes
+    /// with any device count.
+    #[serde(skip)]
+    pub devices: Vec<Device>,
 }
 
 /// What one epoch measured.
@@ -416,7 +422,6 @@ pub fn train_from<M: Classifier>(
             });
         }
     }
-    let device = state.model.device();
     let batch_size = config.batch_size.max(1);
     let steps = train_set.len().div_ceil(batch_size);
     let schedule = CosineSchedule {
@@ -442,11 +447,10 @@ pub fn train_from<M: Classifier>(
         for (step, indices) in order.chunks(batch_size).enumerate() {
             let mut chunk: Vec<Example> = indices.iter().map(|&i| train_set[i].clone()).collect();
             augment(config, &mut chunk, shape, &mut state.rng);
-            let (input, labels) = batch(&chunk, shape, &device);
-            let logits = state.model.logits(input);
-            let predicted = logits
+            let forward = data_parallel::forward(&state.model, &chunk, shape, &config.devices);
+            let predicted = forward
+                .predicted
                 .clone()
-                .argmax(1)
                 .into_data()
                 .try_into_vec_as::<i64>()
                 .unwrap_or_default();
@@ -455,8 +459,7 @@ pub fn train_from<M: Classifier>(
                 .zip(&chunk)
                 .filter(|(p, e)| **p as usize == e.label)
                 .count();
-            let loss = cross_entropy(logits, &labels);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let loss_value = forward.loss.clone().into_scalar::<f32>() as f64;
             let lr = schedule.lr(state.global_step);
             state.global_step += 1;
             if !loss_value.is_finite() {
@@ -467,7 +470,7 @@ pub fn train_from<M: Classifier>(
                 }
                 continue;
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            let grads = forward.gradients(&state.model);
             state.model = state.optimizer.step(lr, state.model, grads);
             loss_sum += loss_value * chunk.len() as f64;
             seen += chunk.len();

@@ -245,7 +245,7 @@ impl Engine {
     }
 
     /// Prepares personalisation on `clips` (an array of 16 kHz sample arrays) with class indices
-    /// `labels` into `class_names`; `options` is `{method, epochs, batch_size, lr, max_length,
+    /// `labels` into `class_names`; `options` is `{method, epochs, batch_size, lr, max_length, augment,
     /// seed}` (any may be left out). Returns `{total_steps, trainable_params, max_length}`.
     #[wasm_bindgen(js_name = startTraining)]
     pub fn start_training(
@@ -456,6 +456,7 @@ fn parse_options(options: JsValue) -> Result<PersonaliseOptions, JsError> {
         lr: Option<f64>,
         max_length: Option<usize>,
         seed: Option<u64>,
+        augment: Option<bool>,
     }
     let partial: Partial = if options.is_undefined() || options.is_null() {
         Partial::default()
@@ -471,6 +472,7 @@ fn parse_options(options: JsValue) -> Result<PersonaliseOptions, JsError> {
     o.lr = partial.lr.or(o.lr);
     o.max_length = partial.max_length.unwrap_or(o.max_length);
     o.seed = partial.seed.unwrap_or(o.seed);
+    o.augment = partial.augment.unwrap_or(o.augment);
     Ok(o)
 }
 

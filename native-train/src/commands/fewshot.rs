@@ -61,6 +61,9 @@ pub struct Args {
     /// Passes over the clips (default: the page's).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Time shift and SpecAugment masks during personalisation (`PersonaliseOptions::augment`).
+    #[arg(long)]
+    augment: bool,
     /// Write every run's numbers as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -255,6 +258,7 @@ pub fn run(args: Args) -> Result<()> {
                 let mut options = PersonaliseOptions {
                     method,
                     seed: seed as u64,
+                    augment: args.augment,
                     ..PersonaliseOptions::default()
                 };
                 if let Some(epochs) = args.epochs {

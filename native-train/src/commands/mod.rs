@@ -49,6 +49,27 @@ pub fn training_device(
     })
 }
 
+/// `n` training devices of `backend` for `train --devices n` (see [`training_device`] for
+/// `gradient_checkpointing`).
+pub fn training_devices(
+    backend: petl_ast::backend::Backend,
+    n: usize,
+    gradient_checkpointing: bool,
+) -> anyhow::Result<Vec<burn::tensor::Device>> {
+    let devices = backend.devices(n).map_err(anyhow::Error::msg)?;
+    Ok(devices
+        .into_iter()
+        .map(|device| {
+            let device = device.autodiff();
+            if gradient_checkpointing && backend != petl_ast::backend::Backend::Flex {
+                device.gradient_checkpointing()
+            } else {
+                device
+            }
+        })
+        .collect())
+}
+
 /// An `.npy` file's bytes holding `values` (f32, row-major) with `shape`.
 pub fn npy_f32(shape: &[u64], values: &[f32]) -> std::io::Result<Vec<u8>> {
     use npyz::WriterBuilder;

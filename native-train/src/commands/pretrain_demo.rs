@@ -167,6 +167,7 @@ pub fn run(args: Args) -> Result<()> {
         }),
         max_bad_steps: 10,
         warmup_steps: args.warmup_steps,
+        devices: Vec::new(),
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -97,6 +97,11 @@ pub struct Args {
     /// burn's balanced gradient checkpointing (recomputes element-wise ops and softmax).
     #[arg(long)]
     gradient_checkpointing: bool,
+    /// Data parallelism: split each batch over this many devices of the backend (GPUs 0…N−1; on
+    /// a CPU backend N replicas on the one device), add their gradients on the first and step
+    /// once (burn's multi-device pieces, docs/gpu.md).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    devices: u16,
     /// Training recipe: the paper's (per-dataset protocol, the method flags), or the web page's
     /// few-shot personalisation (`petl_ast::personalise`: its method settings,
     /// epochs, batch, learning rate and prototype-initialised head; --epochs, --batch-size,
@@ -141,6 +146,7 @@ fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
         lr: args.lr,
         max_length: args.max_length.unwrap_or(defaults.max_length),
         seed: args.seed,
+        augment: defaults.augment,
     })
 }
 
@@ -302,6 +308,8 @@ struct Job<'a> {
     device: Device,
     /// `--gradient-checkpointing` on the cpu backend (see `training_device`).
     recompute_mlp: bool,
+    /// `--devices`: the devices each batch is split over (empty: `device` alone).
+    devices: Vec<Device>,
     checkpoint: Checkpoint,
     petl: PetlConfig,
     max_length: usize,
@@ -320,6 +328,12 @@ impl<'a> Job<'a> {
             device,
             recompute_mlp,
         } = super::training_device(args.model.backend, args.gradient_checkpointing)?;
+        let devices = match args.devices {
+            1 => Vec::new(),
+            n => {
+                super::training_devices(args.model.backend, n.into(), args.gradient_checkpointing)?
+            }
+        };
         let checkpoint = args.model.checkpoint()?;
         let config = &checkpoint.config;
         let protocol = args.data.protocol();
@@ -348,6 +362,7 @@ impl<'a> Job<'a> {
             args,
             device,
             recompute_mlp,
+            devices,
             petl,
             max_length,
             batch_size: personalise
@@ -444,7 +459,10 @@ impl<'a> Job<'a> {
                 seed,
                 ..options.clone()
             };
-            return options.train_config(&self.petl, usize::MAX);
+            return TrainConfig {
+                devices: self.devices.clone(),
+                ..options.train_config(&self.petl, usize::MAX)
+            };
         }
         let mut optimizer = OptimizerConfig::paper(&self.petl);
         if let Some(lr) = self.args.lr {
@@ -462,6 +480,7 @@ impl<'a> Job<'a> {
                 .map(|max_frames| TimeShift { max_frames }),
             max_bad_steps: 10,
             warmup_steps: self.args.warmup_steps,
+            devices: self.devices.clone(),
         }
     }
 
