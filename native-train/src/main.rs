@@ -40,6 +40,8 @@ enum Command {
     /// Sum up run folders: a Table-I markdown table and figures (accuracy vs parameters,
     /// curves, confusion matrices, t-SNE of the test embeddings).
     Report(commands::report::Args),
+    /// Rewrite a checkpoint folder with smaller weights (f16, bf16, or int8 Linear weights).
+    Quantize(commands::quantize::Args),
     /// Count the total and trainable parameters of a PETL method on a checkpoint.
     Params(commands::params::Args),
     /// Time the fbank front end and the AST-base forward pass (JSON lines on stdout).
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Fewshot(args) => commands::fewshot::run(args),
         Command::PretrainDemo(args) => commands::pretrain_demo::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
         Command::BenchTrain(args) => commands::bench_train::run(args),
     };
     match result {

@@ -1475,3 +1475,68 @@ fn pretrain_demo_resumes_bit_identically_and_refuses_other_arguments() {
     );
     assert!(!killed.join("train_state.safetensors").exists());
 }
+
+/// `quantize` writes a folder that `classify` loads like any checkpoint, with the same top labels
+/// as the f32 one; a missing input folder is one line naming it.
+#[test]
+fn a_quantized_folder_classifies_like_the_original() {
+    let checkpoint = fixture("models/ast-tiny-s10");
+    let dir = tempfile::tempdir().unwrap();
+    let clips = clip_paths();
+    let clips: Vec<&str> = clips.iter().map(String::as_str).collect();
+    let top = |folder: &Path| {
+        let mut args = vec![
+            "classify",
+            "--checkpoint",
+            folder.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(&clips);
+        let out = native_train(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["top"][0]["label"].clone())
+            .collect::<Vec<_>>()
+    };
+    let expected = top(&checkpoint);
+    for dtype in ["f16", "bf16", "int8"] {
+        let out_dir = dir.path().join(dtype);
+        let out = native_train(&[
+            "quantize",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--dtype",
+            dtype,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out_dir.join("config.json").is_file());
+        assert_eq!(top(&out_dir), expected, "{dtype}");
+    }
+    let out = native_train(&[
+        "quantize",
+        "--checkpoint",
+        "/nonexistent/model",
+        "--dtype",
+        "f16",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_refused_with(&out, "/nonexistent/model");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod init;
 pub mod layer;
 pub mod position;
+pub mod quantize;
 pub mod save;
 pub mod weights;
 

@@ -115,8 +115,22 @@ impl<'a> Weights<'a> {
             }
         };
         self.used.borrow_mut().insert(name.to_string());
-        let data = match to_f32(view.dtype(), view.data()) {
+        let data = match view.dtype() {
+            Dtype::I8 => self.dequantized(name, view.data()),
+            dtype => to_f32(dtype, view.data()),
+        };
+        let data = match data {
             Some(data) => data,
+            None if view.dtype() == Dtype::I8 => {
+                self.problem(TensorProblem::Dtype {
+                    name: name.to_string(),
+                    dtype: format!(
+                        "I8 without a matching f32 scale tensor {name}{}",
+                        super::quantize::SCALE_SUFFIX
+                    ),
+                });
+                return None;
+            }
             None => {
                 self.problem(TensorProblem::Dtype {
                     name: name.to_string(),
@@ -129,6 +143,18 @@ impl<'a> Weights<'a> {
             data,
             shape: view.shape().to_vec(),
         })
+    }
+
+    /// The f32 values of the int8 tensor `name` (bytes `q`) and its per-row scales
+    /// (`<name>_scale`, [`super::quantize`]), marking the scales used; `None` when they are
+    /// missing or do not fit.
+    fn dequantized(&self, name: &str, q: &[u8]) -> Option<Vec<f32>> {
+        let scale_name = format!("{name}{}", super::quantize::SCALE_SUFFIX);
+        let scales = self.tensors.tensor(&scale_name).ok()?;
+        self.used.borrow_mut().insert(scale_name);
+        let scales = to_f32(scales.dtype(), scales.data())?;
+        let q: Vec<i8> = q.iter().map(|&b| b as i8).collect();
+        super::quantize::dequantize_rows(&q, &scales)
     }
 
     /// Reads a tensor of exactly `shape`. On any problem, records it and returns zeros so that
@@ -301,7 +327,7 @@ pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Converts little-endian tensor bytes to `f32`; `None` for non-float dtypes.
-fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+pub(crate) fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     let values = match dtype {
         Dtype::F32 => bytes
             .chunks_exact(4)

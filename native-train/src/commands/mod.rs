@@ -12,6 +12,7 @@ pub mod features;
 pub mod fewshot;
 pub mod params;
 pub mod pretrain_demo;
+pub mod quantize;
 pub mod report;
 pub mod train;
 
