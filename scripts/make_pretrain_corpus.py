@@ -427,7 +427,7 @@ def main():
     parser.add_argument("--renditions", type=int, default=24, help="clips per pretraining word")
     parser.add_argument("--eval-renditions", type=int, default=24, help="clips per held-out word")
     parser.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help=f"FSDD recordings (default {DEFAULT_FSDD})")
-    parser.add_argument("--fsdd-perturbations", type=int, default=3,
+    parser.add_argument("--fsdd-perturbations", type=int, default=8,
                         help="perturbed copies of each FSDD training take of the pretraining speakers")
     parser.add_argument("--fsdd-only", action="store_true",
                         help="add only the perturbed FSDD takes to an existing corpus's train/")
