@@ -44,11 +44,7 @@ fn classify_json_gives_the_transformers_logits() {
     args.push(&checkpoint);
     args.extend(files.iter().map(String::as_str));
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let results: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
     let results = results.as_array().unwrap();
@@ -101,11 +97,7 @@ fn features_writes_the_extractor_output_as_npy() {
         npy.to_str().unwrap(),
         wav.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let bytes = std::fs::read(&npy).unwrap();
     let array = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(array.shape(), &[100, 128]);
@@ -208,11 +200,7 @@ fn params_json_is_one_object_with_the_counts() {
         "10",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 4, "{v}");
@@ -258,11 +246,7 @@ fn classify_imports_petl_ast_and_peft_files() {
     ];
     args.extend(clips.iter().map(String::as_str));
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let expected = reference("petl/adapter_houlsby_par.safetensors", "logits");
     let err = max_diff(&logits_of(&out.stdout), &expected);
     assert!(err <= 1e-3, "PETL_AST import: logits differ by {err}");
@@ -295,11 +279,7 @@ fn classify_imports_petl_ast_and_peft_files() {
     ];
     args.extend(clips.iter().map(String::as_str));
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let expected = reference("peft/lora-qv/reference.safetensors", "logits");
     let err = max_diff(&logits_of(&out.stdout), &expected);
     assert!(err <= 1e-3, "PEFT import: logits differ by {err}");
@@ -339,11 +319,7 @@ fn a_converted_adapter_classifies_like_its_source() {
     args.extend(method);
     args.extend(["--labels", "a,b,c,d,e"]);
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let clips = clip_paths();
     let mut args = vec![
@@ -358,11 +334,7 @@ fn a_converted_adapter_classifies_like_its_source() {
     ];
     args.extend(clips.iter().map(String::as_str));
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let expected = reference("petl/conformer_pfeiffer_par.safetensors", "logits");
     let err = max_diff(&logits_of(&out.stdout), &expected);
     assert!(err <= 1e-3, "converted adapter: logits differ by {err}");
@@ -502,11 +474,7 @@ fn the_built_in_demo_backbone_recognises_digits() {
     let mut args = vec!["classify", "--json", "--top-k", "1"];
     args.extend(clips.iter().map(String::as_str));
     let out = native_train(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let predicted: Vec<&str> = v
         .as_array()
@@ -576,6 +544,15 @@ fn run_cli(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// The command failed, saying `message` on stderr.
+/// Fails with the command's stderr when it did not succeed.
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn assert_refused_with(out: &std::process::Output, message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "succeeded; stderr: {stderr}");
@@ -609,11 +586,7 @@ fn gradient_checkpointing_and_two_devices_train_like_the_plain_run() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain");
     let out = run_cli(&small_train_args(&fsdd, &plain, "2"), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let a = metrics_without_time(&plain);
     assert_eq!(a.len(), 2);
     for flags in [&["--gradient-checkpointing"][..], &["--devices", "2"]] {
@@ -648,11 +621,7 @@ fn a_killed_train_run_resumes_to_the_same_results() {
     let whole = dir.path().join("whole");
     let killed = dir.path().join("killed");
     let out = run_cli(&small_train_args(&fsdd, &whole, "3"), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     // Killed right after epoch 1's state was written.
     let args = small_train_args(&fsdd, &killed, "3");
@@ -674,11 +643,7 @@ fn a_killed_train_run_resumes_to_the_same_results() {
     let mut resume = args.clone();
     resume.push("--resume".into());
     let out = run_cli(&resume, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("after epoch 1 of 3"),
         "{}",
@@ -714,11 +679,7 @@ fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
     let mut args = small_train_args(&fsdd, &out_dir, "1");
     args.extend(["--seed", "5", "--seeds", "2"].map(String::from));
     let out = run_cli(&args, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let mut accuracies = Vec::new();
     for seed in [5, 6] {
@@ -782,11 +743,7 @@ fn train_seeds_writes_one_sub_run_per_seed_and_their_mean_and_std() {
     let mut resume = args.clone();
     resume.push("--resume".into());
     let out = run_cli(&resume, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr)
             .matches("finished already")
@@ -905,11 +862,7 @@ fn report_writes_the_table_and_the_figures() {
         .map(String::from),
     );
     let out = run_cli(&args, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
@@ -1156,11 +1109,7 @@ fn train_folds_times_seeds_resumes_and_reports() {
         .collect()
     };
     let out = run_cli(&args(&whole), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     // 5 folds × seeds 1, 2: fold-F/seed-S, folds outer.
     let summary = json_file(&whole.join("results.json"));
     let expected: Vec<String> = (1..=5)
@@ -1229,11 +1178,7 @@ fn train_folds_times_seeds_resumes_and_reports() {
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     let accuracy = &summary["test_accuracy"];
     assert!(
@@ -1456,17 +1401,9 @@ fn pretrain_demo_resumes_bit_identically_and_refuses_other_arguments() {
     let mut resume = args(&killed);
     resume.push("--resume".to_string());
     let out = run_cli(&resume, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let out = run_cli(&args(&whole), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(
         weights(&killed),
@@ -1493,11 +1430,7 @@ fn a_quantized_folder_classifies_like_the_original() {
         ];
         args.extend(&clips);
         let out = native_train(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         json.as_array()
             .unwrap()
@@ -1517,11 +1450,7 @@ fn a_quantized_folder_classifies_like_the_original() {
             "--out",
             out_dir.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
         assert!(out_dir.join("config.json").is_file());
         assert_eq!(top(&out_dir), expected, "{dtype}");
     }

@@ -65,7 +65,10 @@ fn logits(
     let x = Tensor::<3>::from_data(TensorData::new(input.to_vec(), shape), device);
     let read = |t: Tensor<2>| {
         t.try_into_data().map_err(|e| {
-            anyhow::anyhow!("the forward pass failed on the device: {}", first_line(&e))
+            anyhow::anyhow!(
+                "the forward pass failed on the device: {}",
+                device_error_summary(&e)
+            )
         })
     };
     let first = read(model.forward(x.clone()))?;
@@ -167,7 +170,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// An error's first line and its root cause (device errors list every failed kernel and their
 /// causes in "Caused by:" blocks; the last block is the root, e.g. an allocation refused).
-pub fn first_line(e: &impl std::fmt::Display) -> String {
+pub fn device_error_summary(e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     let first = lines.first().copied().unwrap_or_default();

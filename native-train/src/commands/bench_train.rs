@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         loss.clone().try_into_data().map_err(|e| {
             anyhow::anyhow!(
                 "the forward pass failed on the device: {}",
-                super::backend_check::first_line(&e)
+                super::backend_check::device_error_summary(&e)
             )
         })?;
         let forward_done = Instant::now();
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         model.head.weight.val().try_into_data().map_err(|e| {
             anyhow::anyhow!(
                 "the training step failed on the device: {}",
-                super::backend_check::first_line(&e)
+                super::backend_check::device_error_summary(&e)
             )
         })?;
         if step > 0 {

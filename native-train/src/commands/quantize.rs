@@ -29,17 +29,15 @@ pub struct Args {
 
 /// Runs `quantize`.
 pub fn run(args: Args) -> Result<()> {
-    let source = args.checkpoint.join(WEIGHTS_FILE);
-    // Loads the whole checkpoint first, so a broken input is reported as for any other command.
-    Checkpoint::from_dir(&args.checkpoint).with_context(|| {
+    // Reads the whole checkpoint first, so a broken input is reported as for any other command.
+    let checkpoint = Checkpoint::from_dir(&args.checkpoint).with_context(|| {
         format!(
             "cannot load the checkpoint in {}",
             args.checkpoint.display()
         )
     })?;
-    let bytes =
-        std::fs::read(&source).with_context(|| format!("cannot read {}", source.display()))?;
-    let quantized = quantize(&bytes, &source.display().to_string(), args.dtype)?;
+    let bytes = &checkpoint.weights;
+    let quantized = quantize(bytes, &checkpoint.weights_source, args.dtype)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     for file in [CONFIG_FILE, PREPROCESSOR_FILE] {
