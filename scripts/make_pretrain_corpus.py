@@ -241,6 +241,11 @@ def finish(raw, plan, out, themes, scratch, rng, index):
     if plan["cents"]:
         effects += ["pitch", str(plan["cents"])]
     effects += ["rate", str(SAMPLE_RATE)]
+    if plan.get("mic"):
+        # Another microphone and channel: band limits and one resonance, with headroom for the boost.
+        mic = plan["mic"]
+        effects += ["gain", "-10", "highpass", str(mic["highpass"]), "lowpass", str(mic["lowpass"]),
+                    "equalizer", str(mic["eq_hz"]), "1.0q", str(mic["eq_db"])]
     if plan["reverb"]:
         effects += ["reverb", str(plan["reverb"]), "50", str(plan["room"])]
     speech = scratch / f"{index}-speech.wav"
@@ -325,8 +330,8 @@ def synthesise(plans, dest, scratch, themes, seed):
 
 
 def fsdd_plans(dir, perturbations, rng):
-    """Speed-, pitch- and room-perturbed copies of the FSDD training takes (index ≥ 10) of the
-    pretraining speakers: more real voices from four real speakers."""
+    """Speed-, pitch-, microphone- and room-perturbed copies of the FSDD training takes (index ≥ 10)
+    of the pretraining speakers: more real voices from four real speakers."""
     plans = []
     if perturbations <= 0:
         return plans
@@ -341,6 +346,9 @@ def fsdd_plans(dir, perturbations, rng):
             plan = clip_plan(rng, parts[0], str(path), ("recording", parts[1]), True)
             plan["tempo"] = round(rng.uniform(0.85, 1.15), 3)
             plan["cents"] = rng.randint(-400, 400)
+            if rng.random() < 0.75:
+                plan["mic"] = {"highpass": rng.randint(60, 300), "lowpass": rng.randint(2600, 3900),
+                               "eq_hz": rng.randint(250, 3000), "eq_db": round(rng.uniform(-9, 9), 1)}
             plan["file"] = f"fsdd-{path.stem}-{r}.wav"
             plans.append(plan)
     return plans
@@ -393,7 +401,8 @@ def add_recordings(out, tmp, count, perturbations):
             os.replace(clip, out / "train" / label_dir.name / clip.name)
     manifest = json.loads(manifest_path.read_text())
     manifest["clips"]["train"] = sum(1 for _ in (out / "train").rglob("*.wav"))
-    manifest.update(fsdd_perturbations=perturbations, fsdd_perturbed_clips=count)
+    manifest.update(fsdd_perturbations=perturbations, fsdd_perturbed_clips=count,
+                    fsdd_perturbation="speed, pitch, microphone (band limits and one resonance, p 0.75), room, level, noise")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp / "manifest.json", manifest_path)
     print(f"make_pretrain_corpus: {count} perturbed FSDD takes added to {out / 'train'}")
@@ -500,7 +509,7 @@ def main():
                 "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip() if engines.espeak else None,
                 "flite": engines.flite, "festival": engines.festival,
                 "sound_themes": [str(d) for d in SOUND_THEMES if d.is_dir()],
-                "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/room-perturbed copies of each training take (index >= 10) here; theo and yweweler held out",
+                "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/microphone/room-perturbed copies of each training take (index >= 10) here; theo and yweweler held out",
             },
             "labels": len(labels), "words": len(vocabulary), "sounds": [s[0] for s in sounds],
             "train_voices": len(train_pool), "heldout_voices": len(eval_pool),
