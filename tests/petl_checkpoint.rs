@@ -76,6 +76,54 @@ fn save_then_load_gives_identical_logits() {
     }
 }
 
+/// A registered method (IA³) travels in adapter files like the paper's: its config in the
+/// metadata (`"methods": [{"ia3": …}]`), its vectors by module path.
+#[test]
+fn a_registered_method_saves_and_loads() {
+    use burn::module::Param;
+    use burn::tensor::{Distribution, Tensor};
+    use petl_ast::petl::registry::LayerAddition;
+    use petl_ast::petl::{Method, MethodArgs};
+
+    let (checkpoint, hash) = base();
+    let config = &checkpoint.config;
+    let petl = MethodArgs::for_method(Method::Ia3)
+        .to_config(config.hidden_size, config.num_hidden_layers)
+        .unwrap();
+    let ast = checkpoint
+        .load_backbone(&LoadOptions::default(), &device())
+        .unwrap();
+    let mut model = PetlModel::new(ast, config, &petl, 4, &device()).unwrap();
+    let random = |p: Option<Param<Tensor<1>>>| {
+        p.map(|p| {
+            let n = p.dims()[0];
+            Param::from_tensor(Tensor::random(
+                [n],
+                Distribution::Uniform(0.5, 1.5),
+                &device(),
+            ))
+        })
+    };
+    for hooks in &mut model.hooks {
+        let [LayerAddition::Ia3(ia3)] = hooks.added.as_mut_slice() else {
+            panic!("expected one IA3 module per layer");
+        };
+        ia3.key = random(ia3.key.take());
+        ia3.value = random(ia3.value.take());
+        ia3.mlp_hidden = random(ia3.mlp_hidden.take());
+    }
+    let input = Reference::open("models/ast-tiny-s10/reference.safetensors")
+        .tensor::<3>("input_values", &device());
+    let expected = values(model.forward(input.clone()));
+    let meta = metadata(&model, &hash);
+    let bytes = model.adapter_bytes(&meta);
+    let header = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_string();
+    assert!(header.contains("ia3"), "the metadata does not name IA3");
+    let (loaded, loaded_meta) = reload(&bytes, &hash).unwrap();
+    assert_eq!(loaded_meta, meta);
+    assert_eq!(values(loaded.forward(input)), expected, "logits changed");
+}
+
 #[test]
 fn an_adapter_for_another_base_is_refused() {
     let (_, hash) = base();

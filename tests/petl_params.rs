@@ -76,6 +76,8 @@ fn table_one_counts() {
             508_608,
         ),
         ("Linear probing", with(&|a| a.method = Method::Linear), 0),
+        // Not in Table I: 12 layers × (keys 768 + values 768 + MLP hidden 3,072).
+        ("IA3", with(&|a| a.method = Method::Ia3), 55_296),
         // 12 layers × 7,087,872 + patch conv 197,376 + CLS/DIST 1,536 + 1,214 × 768 positions.
         (
             "Full fine-tuning",

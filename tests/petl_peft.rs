@@ -54,3 +54,61 @@ fn a_broken_peft_folder_names_the_file() {
         "{err}"
     );
 }
+
+/// IA³ against PEFT's `IA3Config` (`scripts/make_ia3_fixture.py`): PEFT's trained vectors, set
+/// on the Rust model, give PEFT's encoder output; a fresh IA³ model is the base model.
+#[test]
+fn ia3_reproduces_peft_ia3() {
+    use burn::module::Param;
+    use petl_ast::petl::registry::LayerAddition;
+    use petl_ast::petl::{Method, MethodArgs, PetlModel};
+
+    let checkpoint = Checkpoint::from_dir(fixture("models/ast-tiny-s10")).unwrap();
+    let reference = Reference::open("peft/ia3/reference.safetensors");
+    let input = Reference::open("models/ast-tiny-s10/reference.safetensors")
+        .tensor::<3>("input_values", &device());
+    let config = checkpoint.config.clone();
+    let petl = MethodArgs::for_method(Method::Ia3)
+        .to_config(config.hidden_size, config.num_hidden_layers)
+        .unwrap();
+    let ast = checkpoint
+        .load_backbone(&LoadOptions::default(), &device())
+        .unwrap();
+    let mut model = PetlModel::new(ast, &config, &petl, 3, &device()).unwrap();
+
+    let fresh = values(model.encode(input.clone()));
+    let base = reference.get("base_last_hidden_state").0;
+    let err = max_abs_diff(&fresh, &base);
+    assert!(
+        err <= 1e-4,
+        "a fresh IA3 model differs from the base by {err}"
+    );
+
+    let vectors = Reference::open("peft/ia3/adapter_model.safetensors");
+    let vector = |layer: usize, module: &str| {
+        let name =
+            format!("base_model.model.audio_spectrogram_transformer.layers.{layer}.{module}.ia3_l");
+        let (values, _) = vectors.get(&name);
+        let n = values.len();
+        Some(Param::from_tensor(burn::tensor::Tensor::<1>::from_data(
+            burn::tensor::TensorData::new(values, [n]),
+            &device(),
+        )))
+    };
+    for (i, hooks) in model.hooks.iter_mut().enumerate() {
+        let [LayerAddition::Ia3(ia3)] = hooks.added.as_mut_slice() else {
+            panic!("layer {i}: expected one IA3 module, got {:?}", hooks.added);
+        };
+        ia3.key = vector(i, "attention.k_proj");
+        ia3.value = vector(i, "attention.v_proj");
+        ia3.mlp_hidden = vector(i, "mlp.fc2");
+    }
+    let hidden = values(model.encode(input));
+    let expected = reference.get("last_hidden_state").0;
+    let err = max_abs_diff(&hidden, &expected);
+    assert!(err <= 1e-4, "encoder output differs from PEFT's by {err}");
+    assert!(
+        max_abs_diff(&hidden, &base) > 1e-2,
+        "the IA3 vectors changed nothing"
+    );
+}

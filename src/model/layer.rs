@@ -72,10 +72,19 @@ impl EncoderLayer {
 
     /// The MLP without its residual: `W2 act(W1 x)`.
     pub fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = match self.activation {
+        self.mlp_contract(self.mlp_hidden(x))
+    }
+
+    /// The MLP's hidden activation `act(W1 x)`, `[batch, tokens, intermediate]`.
+    pub fn mlp_hidden(&self, x: Tensor<3>) -> Tensor<3> {
+        match self.activation {
             Activation::Gelu => crate::kernels::linear_gelu(&self.mlp_in, x, self.recompute_mlp),
             activation => activation.forward(crate::kernels::linear(&self.mlp_in, x)),
-        };
+        }
+    }
+
+    /// The MLP's contraction `W2 hidden`, `[batch, tokens, d]`.
+    pub fn mlp_contract(&self, hidden: Tensor<3>) -> Tensor<3> {
         crate::kernels::linear(&self.mlp_out, hidden)
     }
 

@@ -14,8 +14,11 @@ use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{gelu, linear};
 
-use super::config::{AdapterBlock, AdapterConfig, Insertion, Position};
+use super::config::{
+    AdapterBlock, AdapterConfig, ConfigError, Insertion, Location, Position, MAX_KERNEL,
+};
 use super::init;
+use super::registry::{PetlMethod, MODULE_LR};
 
 /// `up(GELU(down(x)))`.
 #[derive(Module, Debug)]
@@ -253,5 +256,41 @@ impl Adapter {
         } else {
             out
         }
+    }
+}
+
+impl PetlMethod for AdapterConfig {
+    fn validate(&self, d: usize, _layers: usize) -> Result<(), ConfigError> {
+        super::config::reduced_width(d, self.reduction_rate, "adapter")?;
+        if self.block == AdapterBlock::Conformer && self.kernel_size > MAX_KERNEL {
+            return Err(ConfigError(format!(
+                "Conformer adapter: kernel size must be at most {MAX_KERNEL}, got {}",
+                self.kernel_size
+            )));
+        }
+        if self.block == AdapterBlock::Conformer && self.kernel_size.is_multiple_of(2) {
+            return Err(ConfigError(format!(
+                "Conformer adapter: kernel size must be odd for \"same\" padding, got {}",
+                self.kernel_size
+            )));
+        }
+        if self.insertion == Insertion::Parallel
+            && self.position == Position::After
+            && self.residual
+        {
+            return Err(ConfigError(
+                "a parallel adapter after the sub-layer has no residual option".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        MODULE_LR
+    }
+
+    /// PETL_AST trains the LayerNorm in front of every sub-layer that carries an adapter.
+    fn trains_norm_at(&self, location: Location) -> bool {
+        self.location == location
     }
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::registry::{MethodConfig, PetlMethod, HEAD_LR};
+
 /// Where the classification head reads the encoder output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -213,6 +215,9 @@ pub struct PetlConfig {
     /// Mixture of adapters.
     #[serde(default)]
     pub moa: Option<MoaConfig>,
+    /// Methods of the registry ([`super::registry`]), e.g. IA³.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<MethodConfig>,
     /// Reproduce what the PETL_AST reference code effectively computes, quirks included (see
     /// `docs/petl_reference.md` §7): re-initialised adapter/LoRA weights, zeroed position
     /// embeddings, Convpass without its conv, Conformer without its input LayerNorm, the
@@ -259,30 +264,54 @@ impl PetlConfig {
         }
     }
 
+    /// Every method this config applies (the backbone's own training included when it is not
+    /// frozen); empty for a linear probe.
+    pub fn each_method(&self) -> Vec<&dyn PetlMethod> {
+        let mut methods: Vec<&dyn PetlMethod> = Vec::new();
+        if self.backbone != Backbone::Frozen {
+            methods.push(&self.backbone);
+        }
+        methods.extend(self.adapters.iter().map(|a| a as &dyn PetlMethod));
+        let optional: [Option<&dyn PetlMethod>; 4] = [
+            self.lora.as_ref().map(|m| m as _),
+            self.prompt.as_ref().map(|m| m as _),
+            self.prefix.as_ref().map(|m| m as _),
+            self.moa.as_ref().map(|m| m as _),
+        ];
+        methods.extend(optional.into_iter().flatten());
+        methods.extend(self.methods.iter().map(MethodConfig::method));
+        methods
+    }
+
+    /// Whether nothing but the head and the final LayerNorm trains.
+    pub fn is_linear_probe(&self) -> bool {
+        self.each_method().is_empty()
+    }
+
+    /// The paper's peak learning rate: the smallest of the methods' (5e-5 for full fine-tuning,
+    /// 5e-3 for added modules and BitFit, 1e-2 for prompts and prefixes), 1e-3 for a probe.
+    pub fn learning_rate(&self) -> f64 {
+        self.each_method()
+            .iter()
+            .map(|m| m.learning_rate())
+            .reduce(f64::min)
+            .unwrap_or(HEAD_LR)
+    }
+
+    /// Whether the LayerNorm in front of the sub-layer at `location` trains.
+    pub fn trains_norm_at(&self, location: Location) -> bool {
+        self.each_method()
+            .iter()
+            .any(|m| m.trains_norm_at(location))
+    }
+
     /// Checks the config against a model of width `d` with `layers` encoder layers.
     ///
     /// Sizes are bounded ([`MAX_TOKENS`], [`MAX_KERNEL`], [`MAX_EXPERTS`]) because adapter
     /// files carry their config: a corrupt one must be refused, not allocated.
     pub fn validate(&self, d: usize, layers: usize) -> Result<(), ConfigError> {
-        for a in &self.adapters {
-            reduced_width(d, a.reduction_rate, "adapter")?;
-            if a.block == AdapterBlock::Conformer && a.kernel_size > MAX_KERNEL {
-                return Err(ConfigError(format!(
-                    "Conformer adapter: kernel size must be at most {MAX_KERNEL}, got {}",
-                    a.kernel_size
-                )));
-            }
-            if a.block == AdapterBlock::Conformer && a.kernel_size % 2 == 0 {
-                return Err(ConfigError(format!(
-                    "Conformer adapter: kernel size must be odd for \"same\" padding, got {}",
-                    a.kernel_size
-                )));
-            }
-            if a.insertion == Insertion::Parallel && a.position == Position::After && a.residual {
-                return Err(ConfigError(
-                    "a parallel adapter after the sub-layer has no residual option".into(),
-                ));
-            }
+        for method in self.each_method() {
+            method.validate(d, layers)?;
         }
         for location in [Location::Mhsa, Location::Ffn] {
             for insertion in [Insertion::Parallel, Insertion::Sequential] {
@@ -298,50 +327,21 @@ impl PetlConfig {
                 }
             }
         }
-        if let Some(lora) = &self.lora {
-            reduced_width(d, lora.reduction_rate, "LoRA")?;
-            if !lora.alpha.is_finite() {
-                return Err(ConfigError(format!(
-                    "LoRA alpha must be a finite number, got {}",
-                    lora.alpha
-                )));
-            }
-            if lora.targets.is_empty() {
-                return Err(ConfigError(
-                    "LoRA needs at least one target projection".into(),
-                ));
-            }
-        }
-        if let Some(prompt) = &self.prompt {
-            if !(1..=MAX_TOKENS).contains(&prompt.length) {
-                return Err(ConfigError(format!(
-                    "prompt length must be 1..={MAX_TOKENS}, got {}",
-                    prompt.length
-                )));
-            }
-            if prompt.deep && layers == 0 {
-                return Err(ConfigError("deep prompts need at least one layer".into()));
-            }
-        }
-        if let Some(prefix) = &self.prefix {
-            if prefix.length == 0 || prefix.length % 2 != 0 || prefix.length > MAX_TOKENS {
-                return Err(ConfigError(format!(
-                    "prefix length must be a positive even number (p/2 keys + p/2 values) of at \
-                     most {MAX_TOKENS}, got {}",
-                    prefix.length
-                )));
-            }
-        }
-        if let Some(moa) = &self.moa {
-            reduced_width(d, moa.reduction_rate, "MoA")?;
-            if !(1..=MAX_EXPERTS).contains(&moa.experts) || !(1..=MAX_TOKENS).contains(&moa.slots) {
-                return Err(ConfigError(format!(
-                    "MoA needs 1..={MAX_EXPERTS} experts and 1..={MAX_TOKENS} slots per expert, \
-                     got {} and {}",
-                    moa.experts, moa.slots
-                )));
-            }
-        }
         Ok(())
+    }
+}
+
+/// Full fine-tuning and BitFit train the backbone itself.
+impl PetlMethod for Backbone {
+    fn validate(&self, _d: usize, _layers: usize) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        match self {
+            Backbone::Full => 5e-5,
+            Backbone::Bitfit => super::registry::MODULE_LR,
+            Backbone::Frozen => HEAD_LR,
+        }
     }
 }

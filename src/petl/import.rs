@@ -64,15 +64,10 @@ impl PetlModel {
         let classes = self.num_classes();
         self.head = root.pp("classification_head").linear(d, classes, true);
 
-        let trains = |location: Location| {
-            self.config.adapters.iter().any(|a| a.location == location)
-                || self
-                    .config
-                    .moa
-                    .as_ref()
-                    .is_some_and(|m| m.location == location)
-        };
-        let (train_before, train_after) = (trains(Location::Mhsa), trains(Location::Ffn));
+        let (train_before, train_after) = (
+            self.config.trains_norm_at(Location::Mhsa),
+            self.config.trains_norm_at(Location::Ffn),
+        );
         for (i, (layer, hooks)) in self.ast.layers.iter_mut().zip(&mut self.hooks).enumerate() {
             let path = model.pp("encoder.layer").pp(i);
             if self.config.backbone == Backbone::Bitfit {

@@ -12,10 +12,11 @@ use crate::model::attention::{attend, SelfAttention};
 use crate::model::layer::EncoderLayer;
 
 use super::adapter::{Adapter, Block};
-use super::config::{Insertion, Position};
+use super::config::{Insertion, Location, Position};
 use super::lora::{project, AttentionLora};
 use super::moa::Moa;
 use super::prefix::Prefix;
+use super::registry::{LayerAddition, LayerHook, Projection};
 
 /// Adapters and mixtures beside one sub-layer (MHSA or FFN).
 #[derive(Module, Debug, Default)]
@@ -39,6 +40,8 @@ pub struct LayerHooks {
     pub lora: AttentionLora,
     /// Prefix keys/values.
     pub prefix: Option<Prefix>,
+    /// The modules of registered methods ([`super::registry`]), called at the hook points.
+    pub added: Vec<LayerAddition>,
 }
 
 impl SublayerHooks {
@@ -99,7 +102,43 @@ impl LayerHooks {
     /// attention sub-layer (its adapters would read the dropped rows' outputs), token-wise hooks
     /// at the MLP.
     pub fn can_drop_rows(&self) -> bool {
-        self.mhsa.is_empty() && self.ffn.is_token_wise()
+        self.mhsa.is_empty()
+            && self.ffn.is_token_wise()
+            && self.added.iter().all(|a| a.hook().is_token_wise())
+    }
+
+    fn hooks(&self) -> impl Iterator<Item = &dyn LayerHook> {
+        self.added.iter().map(LayerAddition::hook)
+    }
+
+    /// An attention projection: the base Linear, its LoRA update, then the registered hooks.
+    fn project(&self, base: &burn::nn::Linear, which: Projection, x: Tensor<3>) -> Tensor<3> {
+        let lora = match which {
+            Projection::Query => self.lora.q.as_ref(),
+            Projection::Key => self.lora.k.as_ref(),
+            Projection::Value => self.lora.v.as_ref(),
+            Projection::Output => self.lora.o.as_ref(),
+        };
+        self.hooks()
+            .fold(project(base, lora, x), |y, hook| hook.projection(which, y))
+    }
+
+    /// The MLP sub-layer `W2 act(W1 z)` with the registered hidden-activation hooks (fused
+    /// when there are none).
+    fn mlp(&self, base: &EncoderLayer, z: Tensor<3>) -> Tensor<3> {
+        if !self.hooks().any(|hook| hook.changes_mlp_hidden()) {
+            return base.mlp(z);
+        }
+        let hidden = self
+            .hooks()
+            .fold(base.mlp_hidden(z), |h, hook| hook.mlp_hidden(h));
+        base.mlp_contract(hidden)
+    }
+
+    /// A sub-layer's output through the registered hooks.
+    fn sublayer_output(&self, at: Location, z: &Tensor<3>, out: Tensor<3>) -> Tensor<3> {
+        self.hooks()
+            .fold(out, |out, hook| hook.sublayer_output(at, z, out))
     }
 }
 
@@ -118,20 +157,22 @@ fn attention_over(
     queries: Tensor<3>,
     x: Tensor<3>,
 ) -> Tensor<3> {
-    let lora = &hooks.lora;
-    let q = project(&base.query, lora.q.as_ref(), queries);
-    let mut k = project(&base.key, lora.k.as_ref(), x.clone());
-    let mut v = project(&base.value, lora.v.as_ref(), x);
+    let q = hooks.project(&base.query, Projection::Query, queries);
+    let mut k = hooks.project(&base.key, Projection::Key, x.clone());
+    let mut v = hooks.project(&base.value, Projection::Value, x);
     if let Some(prefix) = &hooks.prefix {
         k = Prefix::insert(&prefix.key, k);
         v = Prefix::insert(&prefix.value, v);
+    }
+    for hook in hooks.hooks() {
+        (k, v) = hook.keys_values(k, v);
     }
     let context = SelfAttention::merge_heads(attend(
         base.split_heads(q),
         base.split_heads(k),
         base.split_heads(v),
     ));
-    project(&base.output, lora.o.as_ref(), context)
+    hooks.project(&base.output, Projection::Output, context)
 }
 
 /// One encoder layer with hooks: `h₁ = h + MHSA'(LN_b(h))`, `out = h₁ + FFN'(LN_a(h₁))`.
@@ -145,11 +186,13 @@ pub fn forward(
     double_add_mhsa_moa: bool,
 ) -> Tensor<3> {
     let z1 = base.norm_before_attention(h.clone());
-    let h1 = h + hooks
+    let mhsa = hooks
         .mhsa
         .apply(z1.clone(), |z| attention(&base.attention, hooks, z));
+    let h1 = h + hooks.sublayer_output(Location::Mhsa, &z1, mhsa);
     let z2 = base.norm_before_mlp(h1.clone());
-    let mut out = h1 + hooks.ffn.apply(z2, |z| base.mlp(z));
+    let ffn = hooks.ffn.apply(z2.clone(), |z| hooks.mlp(base, z));
+    let mut out = h1 + hooks.sublayer_output(Location::Ffn, &z2, ffn);
     if double_add_mhsa_moa {
         if let Some(moa) = &hooks.mhsa.moa {
             // PETL_AST: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/MoA.py#L381
@@ -175,9 +218,12 @@ pub fn forward_dropping(
     debug_assert!(hooks.can_drop_rows());
     let z1 = base.norm_before_attention(h.clone());
     let kept = |x: Tensor<3>| without_rows(x, dropped.clone());
-    let h1 = kept(h) + attention_over(&base.attention, hooks, kept(z1.clone()), z1);
+    let z1_kept = kept(z1.clone());
+    let mhsa = attention_over(&base.attention, hooks, z1_kept.clone(), z1);
+    let h1 = kept(h) + hooks.sublayer_output(Location::Mhsa, &z1_kept, mhsa);
     let z2 = base.norm_before_mlp(h1.clone());
-    h1 + hooks.ffn.apply(z2, |z| base.mlp(z))
+    let ffn = hooks.ffn.apply(z2.clone(), |z| hooks.mlp(base, z));
+    h1 + hooks.sublayer_output(Location::Ffn, &z2, ffn)
 }
 
 /// `x` `[batch, tokens, d]` without the tokens in `rows`.

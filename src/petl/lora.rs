@@ -10,7 +10,9 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
+use super::config::{ConfigError, LoraConfig};
 use super::init;
+use super::registry::{PetlMethod, MODULE_LR};
 
 /// A low-rank update `scale · up(down(x))` added to one projection's output.
 #[derive(Module, Debug)]
@@ -81,5 +83,27 @@ pub fn project(base: &Linear, lora: Option<&LoraDelta>, x: Tensor<3>) -> Tensor<
     match lora {
         Some(delta) => crate::kernels::linear(base, x.clone()) + delta.forward(x),
         None => crate::kernels::linear(base, x),
+    }
+}
+
+impl PetlMethod for LoraConfig {
+    fn validate(&self, d: usize, _layers: usize) -> Result<(), ConfigError> {
+        super::config::reduced_width(d, self.reduction_rate, "LoRA")?;
+        if !self.alpha.is_finite() {
+            return Err(ConfigError(format!(
+                "LoRA alpha must be a finite number, got {}",
+                self.alpha
+            )));
+        }
+        if self.targets.is_empty() {
+            return Err(ConfigError(
+                "LoRA needs at least one target projection".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        MODULE_LR
     }
 }

@@ -10,6 +10,7 @@ use super::config::{
     AdapterBlock, AdapterConfig, Backbone, ConfigError, HeadInput, Insertion, Location, LoraConfig,
     LoraTarget, MoaConfig, MoaKind, PetlConfig, Position, PrefixConfig, PromptConfig,
 };
+use super::registry::MethodConfig;
 
 /// A PETL method of the paper (`--method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,9 @@ pub enum Method {
     /// Soft mixture of adapters.
     #[cfg_attr(feature = "cli", value(name = "soft-MoA", alias = "soft-moa"))]
     SoftMoa,
+    /// IA³: learned rescaling of keys, values and the MLP hidden activation.
+    #[cfg_attr(feature = "cli", value(name = "IA3", alias = "ia3"))]
+    Ia3,
 }
 
 /// Adapter configuration (`--adapter-type`).
@@ -270,6 +274,7 @@ impl MethodArgs {
             }
             Method::DenseMoa => config.moa = Some(self.moa(MoaKind::Dense)),
             Method::SoftMoa => config.moa = Some(self.moa(MoaKind::Soft)),
+            Method::Ia3 => config.methods.push(MethodConfig::Ia3(Default::default())),
         }
         if self.with_lora {
             config.lora = Some(self.lora());

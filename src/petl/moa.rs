@@ -9,8 +9,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::adapter::Bottleneck;
-use super::config::{MoaConfig, MoaKind};
+use super::config::{ConfigError, Location, MoaConfig, MoaKind, MAX_EXPERTS, MAX_TOKENS};
 use super::init;
+use super::registry::{PetlMethod, MODULE_LR};
 
 /// Dense-MoA: every expert runs on every token; a per-token softmax router mixes them.
 #[derive(Module, Debug)]
@@ -118,5 +119,28 @@ impl SoftMoa {
             1,
         );
         combine.matmul(slot_outputs)
+    }
+}
+
+impl PetlMethod for MoaConfig {
+    fn validate(&self, d: usize, _layers: usize) -> Result<(), ConfigError> {
+        super::config::reduced_width(d, self.reduction_rate, "MoA")?;
+        if !(1..=MAX_EXPERTS).contains(&self.experts) || !(1..=MAX_TOKENS).contains(&self.slots) {
+            return Err(ConfigError(format!(
+                "MoA needs 1..={MAX_EXPERTS} experts and 1..={MAX_TOKENS} slots per expert, \
+                 got {} and {}",
+                self.experts, self.slots
+            )));
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        MODULE_LR
+    }
+
+    /// PETL_AST trains the LayerNorm in front of the sub-layer the mixture sits beside.
+    fn trains_norm_at(&self, location: Location) -> bool {
+        self.location == location
     }
 }

@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod checkpoint;
 pub mod config;
+pub mod ia3;
 pub mod import;
 pub mod init;
 pub mod layer;
@@ -15,6 +16,7 @@ pub mod params;
 pub mod peft;
 pub mod prefix;
 pub mod prompt;
+pub mod registry;
 
 pub use checkpoint::AdapterMetadata;
 pub use config::{
@@ -24,3 +26,4 @@ pub use config::{
 pub use method::{AdapterType, Method, MethodArgs};
 pub use model::PetlModel;
 pub use params::ParamCounts;
+pub use registry::{MethodConfig, PetlMethod};

@@ -51,8 +51,17 @@ impl PetlModel {
                 "the head needs 1..={max_classes} classes, got {num_classes}"
             )));
         }
+        let intermediate = model_config.intermediate_size;
         let hooks = (0..layers)
-            .map(|_| Self::layer_hooks(petl, d, device))
+            .map(|_| {
+                let mut hooks = Self::layer_hooks(petl, d, device);
+                hooks.added = petl
+                    .methods
+                    .iter()
+                    .map(|m| m.layer(d, intermediate, device))
+                    .collect();
+                hooks
+            })
             .collect();
         let bound = init::prompt_bound(model_config.patch_size, d);
         let prompts = petl
@@ -150,11 +159,10 @@ impl PetlModel {
             }
             Backbone::Frozen => {}
         }
-        let trains = |location: Location| {
-            petl.adapters.iter().any(|a| a.location == location)
-                || petl.moa.as_ref().is_some_and(|m| m.location == location)
-        };
-        let (mhsa, ffn) = (trains(Location::Mhsa), trains(Location::Ffn));
+        let (mhsa, ffn) = (
+            petl.trains_norm_at(Location::Mhsa),
+            petl.trains_norm_at(Location::Ffn),
+        );
         for layer in &mut ast.layers {
             if mhsa {
                 layer.norm_attention = unfreeze(layer.norm_attention.clone());

@@ -3,6 +3,8 @@
 //!
 //! Reference: <https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L244-L319>.
 
+use super::config::{ConfigError, PrefixConfig, MAX_TOKENS};
+use super::registry::{PetlMethod, PROMPT_LR};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -42,5 +44,22 @@ impl Prefix {
             ],
             1,
         )
+    }
+}
+
+impl PetlMethod for PrefixConfig {
+    fn validate(&self, _d: usize, _layers: usize) -> Result<(), ConfigError> {
+        if self.length == 0 || !self.length.is_multiple_of(2) || self.length > MAX_TOKENS {
+            return Err(ConfigError(format!(
+                "prefix length must be a positive even number (p/2 keys + p/2 values) of at \
+                 most {MAX_TOKENS}, got {}",
+                self.length
+            )));
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        PROMPT_LR
     }
 }

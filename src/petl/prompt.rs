@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use super::config::{ConfigError, PromptConfig, MAX_TOKENS};
+use super::registry::{PetlMethod, PROMPT_LR};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -90,4 +92,23 @@ fn splice(prompts: Tensor<3>, tokens: Tensor<3>, rest: usize) -> Tensor<3> {
         ],
         1,
     )
+}
+
+impl PetlMethod for PromptConfig {
+    fn validate(&self, _d: usize, layers: usize) -> Result<(), ConfigError> {
+        if !(1..=MAX_TOKENS).contains(&self.length) {
+            return Err(ConfigError(format!(
+                "prompt length must be 1..={MAX_TOKENS}, got {}",
+                self.length
+            )));
+        }
+        if self.deep && layers == 0 {
+            return Err(ConfigError("deep prompts need at least one layer".into()));
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        PROMPT_LR
+    }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::petl::{Backbone, PetlConfig};
+use crate::petl::PetlConfig;
 
 /// AdamW settings and the peak learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,15 +24,7 @@ impl OptimizerConfig {
     /// lr 5e-3 for adapters / LoRA / BitFit / MoA, 1e-2 for prompt and prefix tuning, 5e-5 for
     /// full fine-tuning, 1e-3 for linear probing.
     pub fn paper(method: &PetlConfig) -> Self {
-        let adds_modules =
-            !method.adapters.is_empty() || method.lora.is_some() || method.moa.is_some();
-        let lr = match method.backbone {
-            Backbone::Full => 5e-5,
-            Backbone::Bitfit => 5e-3,
-            Backbone::Frozen if adds_modules => 5e-3,
-            Backbone::Frozen if method.prompt.is_some() || method.prefix.is_some() => 1e-2,
-            Backbone::Frozen => 1e-3,
-        };
+        let lr = method.learning_rate();
         Self {
             lr,
             beta1: 0.9,
@@ -63,6 +55,7 @@ mod tests {
         assert_eq!(lr(Method::PrefixTuning), 1e-2);
         assert_eq!(lr(Method::Full), 5e-5);
         assert_eq!(lr(Method::Linear), 1e-3);
+        assert_eq!(lr(Method::Ia3), 5e-3);
         let c = OptimizerConfig::paper(&MethodArgs::default().to_config(768, 12).unwrap());
         assert_eq!(
             (c.beta1, c.beta2, c.epsilon, c.weight_decay),

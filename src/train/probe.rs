@@ -14,7 +14,6 @@ use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
 use super::trainer::{Classifier, Evaluation, Example, TrainConfig};
-use crate::petl::config::Backbone;
 use crate::petl::PetlModel;
 
 /// The trainable part of a linear probe over cached features `[batch, 1, d]`.
@@ -31,12 +30,7 @@ impl CachedProbe {
     /// trained on inputs that stay the same every epoch; `None` otherwise.
     pub fn of(model: &PetlModel, train: &TrainConfig) -> Option<Self> {
         let c = &model.config;
-        let linear = c.backbone == Backbone::Frozen
-            && c.adapters.is_empty()
-            && c.lora.is_none()
-            && c.prompt.is_none()
-            && c.prefix.is_none()
-            && c.moa.is_none();
+        let linear = c.is_linear_probe();
         let fixed_inputs = train.spec_augment.is_none() && train.time_shift.is_none();
         (linear && fixed_inputs).then(|| Self {
             norm: model.ast.norm.clone(),

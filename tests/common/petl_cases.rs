@@ -98,6 +98,7 @@ pub fn petl_config(case: &Value) -> PetlConfig {
         prompt,
         prefix,
         moa,
+        methods: Vec::new(),
         paper_compat: case["paper_compat"].as_bool().unwrap(),
     }
 }
