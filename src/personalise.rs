@@ -2,7 +2,7 @@
 //! a checkpoint's backbone. The recipe the web page uses; the native tests run the same code.
 //!
 //! ```text
-//! clips (16 kHz) ──fbank──▶ examples ──▶ PetlModel(adapter | LoRA | linear) ──TrainSession──▶ Classifier
+//! clips (16 kHz) ──fbank──▶ examples ──▶ PetlModel(any method) ──TrainSession──▶ Classifier
 //! ```
 //!
 //! The head starts as the nearest-class-mean classifier of the clips' pooled embeddings
@@ -18,15 +18,19 @@ use serde::{Deserialize, Serialize};
 use crate::audio::{FeatureExtractor, AST_SAMPLE_RATE};
 use crate::model::{Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::sha256_hex;
-use crate::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
+use crate::petl::{
+    AdapterBlock, AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel,
+};
 use crate::prototypes::{ClassMeans, HeldOutEstimate};
 use crate::train::{
     Example, OptimizerConfig, SpecAugment, TimeShift, TrainConfig, TrainError, TrainSession,
 };
 
-/// The methods offered for personalisation.
+/// The methods offered for personalisation: every PETL method of the crate except full
+/// fine-tuning (its file would be a whole backbone, and on AST-base its optimizer state alone
+/// outgrows the page's memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum PersonaliseMethod {
     /// Parallel Bottleneck adapter after each FFN input (Pfeiffer placement), the default.
     Adapter,
@@ -40,26 +44,110 @@ pub enum PersonaliseMethod {
     Bitfit,
     /// Deep prompt tuning: eight learned tokens before every layer.
     Prompt,
+    /// Prefix tuning: eight learned keys and values in every layer's attention.
+    Prefix,
+    /// IA³: learned rescaling of keys, values and the MLP hidden activation.
+    Ia3,
+    /// Parallel Conformer adapter at the FFN (Pfeiffer placement).
+    Conformer,
+    /// Parallel Convpass adapter at the FFN (Pfeiffer placement).
+    Convpass,
+    /// Hydra: a sequential and a parallel Bottleneck adapter at the FFN.
+    Hydra,
+    /// Dense mixture of seven Bottleneck adapters at the FFN.
+    Moa,
+    /// Soft mixture of seven Bottleneck adapters at the FFN.
+    SoftMoa,
+}
+
+impl PersonaliseMethod {
+    /// Every method, the page's default first.
+    pub const ALL: [Self; 13] = [
+        Self::Adapter,
+        Self::Lora,
+        Self::Linear,
+        Self::Houlsby,
+        Self::Bitfit,
+        Self::Prompt,
+        Self::Prefix,
+        Self::Ia3,
+        Self::Conformer,
+        Self::Convpass,
+        Self::Hydra,
+        Self::Moa,
+        Self::SoftMoa,
+    ];
+
+    /// The name the page, the CLI and option files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Adapter => "adapter",
+            Self::Lora => "lora",
+            Self::Linear => "linear",
+            Self::Houlsby => "houlsby",
+            Self::Bitfit => "bitfit",
+            Self::Prompt => "prompt",
+            Self::Prefix => "prefix",
+            Self::Ia3 => "ia3",
+            Self::Conformer => "conformer",
+            Self::Convpass => "convpass",
+            Self::Hydra => "hydra",
+            Self::Moa => "moa",
+            Self::SoftMoa => "soft-moa",
+        }
+    }
+}
+
+impl PersonaliseMethod {
+    /// The page's method closest to the paper's flags (`train --recipe personalise`): the
+    /// method, the adapter block and Houlsby's two placements; the page's own sizes. `None` for
+    /// full fine-tuning.
+    pub fn for_flags(flags: &MethodArgs) -> Option<Self> {
+        Some(match flags.method {
+            Method::Adapter => match (flags.adapter_block, flags.adapter_type) {
+                (AdapterBlock::Conformer, _) => Self::Conformer,
+                (AdapterBlock::Convpass, _) => Self::Convpass,
+                (AdapterBlock::Bottleneck, AdapterType::Houlsby) => Self::Houlsby,
+                (AdapterBlock::Bottleneck, _) => Self::Adapter,
+            },
+            Method::Lora => Self::Lora,
+            Method::Linear => Self::Linear,
+            Method::Bitfit => Self::Bitfit,
+            Method::PromptTuning => Self::Prompt,
+            Method::PrefixTuning => Self::Prefix,
+            Method::Ia3 => Self::Ia3,
+            Method::Hydra => Self::Hydra,
+            Method::DenseMoa => Self::Moa,
+            Method::SoftMoa => Self::SoftMoa,
+            Method::Full => return None,
+        })
+    }
 }
 
 impl FromStr for PersonaliseMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "adapter" | "bottleneck" => Ok(Self::Adapter),
-            "lora" => Ok(Self::Lora),
-            "linear" => Ok(Self::Linear),
-            "houlsby" => Ok(Self::Houlsby),
-            "bitfit" => Ok(Self::Bitfit),
-            "prompt" | "prompt-tuning" => Ok(Self::Prompt),
-            other => Err(format!(
-                "unknown personalisation method \"{other}\" (expected adapter, lora, linear, houlsby, bitfit or prompt)"
-            )),
-        }
+        let name = match s.to_ascii_lowercase().as_str() {
+            "bottleneck" => "adapter".to_string(),
+            "prompt-tuning" => "prompt".to_string(),
+            "prefix-tuning" => "prefix".to_string(),
+            other => other.to_string(),
+        };
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown personalisation method \"{s}\" (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
-/// Prompt tokens of [`PersonaliseMethod::Prompt`].
+/// Prompt tokens of [`PersonaliseMethod::Prompt`] and prefix vectors of
+/// [`PersonaliseMethod::Prefix`].
 const PROMPT_TOKENS: usize = 8;
 
 /// The largest reduction rate ≤ 64 that divides `d` and keeps at least 8 hidden units.
@@ -71,40 +159,59 @@ fn reduction_rate(d: usize) -> usize {
 }
 
 impl PersonaliseMethod {
-    /// The method's [`PetlConfig`] for a backbone of width `d` and `layers` layers.
+    /// The method's [`PetlConfig`] for a backbone of width `d` and `layers` layers: the paper's
+    /// settings, with adapters and LoRA kept at least 8 wide and 8 prompt tokens.
     pub fn petl_config(self, d: usize, layers: usize) -> Result<PetlConfig, String> {
         let rr = reduction_rate(d);
+        let adapter = |adapter_type, adapter_block| MethodArgs {
+            adapter_type,
+            adapter_block,
+            seq_or_par: crate::petl::Insertion::Parallel,
+            reduction_rate: rr,
+            ..MethodArgs::for_method(Method::Adapter)
+        };
         let args = match self {
-            Self::Adapter => MethodArgs {
-                adapter_type: AdapterType::Pfeiffer,
-                seq_or_par: crate::petl::Insertion::Parallel,
-                reduction_rate: rr,
-                ..MethodArgs::for_method(Method::Adapter)
-            },
+            Self::Adapter => adapter(AdapterType::Pfeiffer, AdapterBlock::Bottleneck),
+            Self::Houlsby => adapter(AdapterType::Houlsby, AdapterBlock::Bottleneck),
+            Self::Conformer => adapter(AdapterType::Pfeiffer, AdapterBlock::Conformer),
+            Self::Convpass => adapter(AdapterType::Pfeiffer, AdapterBlock::Convpass),
             Self::Lora => MethodArgs {
                 reduction_rate_lora: rr,
                 ..MethodArgs::for_method(Method::Lora)
             },
             Self::Linear => MethodArgs::for_method(Method::Linear),
-            Self::Houlsby => MethodArgs {
-                adapter_type: AdapterType::Houlsby,
-                seq_or_par: crate::petl::Insertion::Parallel,
-                reduction_rate: rr,
-                ..MethodArgs::for_method(Method::Adapter)
-            },
             Self::Bitfit => MethodArgs::for_method(Method::Bitfit),
+            Self::Ia3 => MethodArgs::for_method(Method::Ia3),
             Self::Prompt => MethodArgs {
                 prompt_len: Some(PROMPT_TOKENS),
                 deep: true,
                 ..MethodArgs::for_method(Method::PromptTuning)
+            },
+            Self::Prefix => MethodArgs {
+                prompt_len: Some(PROMPT_TOKENS),
+                ..MethodArgs::for_method(Method::PrefixTuning)
+            },
+            Self::Hydra => MethodArgs {
+                reduction_rate: rr,
+                ..MethodArgs::for_method(Method::Hydra)
+            },
+            Self::Moa => MethodArgs {
+                reduction_rate: rr,
+                ..MethodArgs::for_method(Method::DenseMoa)
+            },
+            Self::SoftMoa => MethodArgs {
+                reduction_rate: rr,
+                ..MethodArgs::for_method(Method::SoftMoa)
             },
         };
         args.to_config(d, layers).map_err(|e| e.to_string())
     }
 }
 
-/// What a personalisation run needs besides the clips.
+/// What a personalisation run needs besides the clips. In serde form (the page's options) any
+/// field left out keeps its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PersonaliseOptions {
     /// The method.
     pub method: PersonaliseMethod,
@@ -121,7 +228,6 @@ pub struct PersonaliseOptions {
     pub seed: u64,
     /// Each pass sees every clip shifted in time and with SpecAugment masks
     /// ([`PersonaliseOptions::AUGMENT_TIME_SHIFT`], [`PersonaliseOptions::AUGMENT_MASKS`]).
-    #[serde(default)]
     pub augment: bool,
 }
 
@@ -197,7 +303,7 @@ pub enum PersonaliseError {
 /// A personalisation run in progress.
 pub struct Personalisation {
     /// The training, one step at a time.
-    pub session: TrainSession<PetlModel>,
+    pub session: TrainSession<'static, PetlModel>,
     /// Names of the new classes.
     pub labels: Vec<String>,
     /// Everything an adapter file records about the run.
@@ -348,10 +454,15 @@ mod tests {
         assert!(l.lora.is_some());
         let p = PersonaliseMethod::Linear.petl_config(128, 4).unwrap();
         assert!(p.adapters.is_empty() && p.lora.is_none());
-        assert!("prefix".parse::<PersonaliseMethod>().is_err());
-        for name in ["houlsby", "bitfit", "prompt"] {
-            let method: PersonaliseMethod = name.parse().unwrap();
-            assert!(method.petl_config(128, 4).is_ok(), "{name}");
+        assert!("full".parse::<PersonaliseMethod>().is_err());
+        for method in PersonaliseMethod::ALL {
+            assert_eq!(method.name().parse::<PersonaliseMethod>(), Ok(method));
+            let json = serde_json::to_string(&method).unwrap();
+            assert_eq!(json, format!("\"{}\"", method.name()));
+            for (d, layers) in [(128, 4), (768, 12)] {
+                let config = method.petl_config(d, layers);
+                assert!(config.is_ok(), "{method:?} at d {d}: {config:?}");
+            }
         }
     }
 }

@@ -118,12 +118,16 @@ fn adapter_learns_a_new_speaker_from_four_clips_per_class() {
         "correct of 3 per class: {right:?}"
     );
 
-    // The exported adapter file loads back onto the backbone with the same logits.
+    assert_reloads(&checkpoint, &classifier, &run);
+}
+
+/// The exported adapter file loads back onto the backbone with the same logits.
+fn assert_reloads(checkpoint: &Checkpoint, classifier: &Classifier, run: &Personalisation) {
     let petl_ast::pipeline::Network::Petl(model) = &classifier.model else {
         panic!("a personalised classifier wraps a PetlModel")
     };
     let bytes = model.adapter_bytes(&run.metadata);
-    let reloaded = Classifier::with_adapter(&checkpoint, &bytes, "adapter", &device()).unwrap();
+    let reloaded = Classifier::with_adapter(checkpoint, &bytes, "adapter", &device()).unwrap();
     assert_eq!(reloaded.labels, classifier.labels);
     let features = vec![classifier.extractor.extract(&clip("5_theo_1.wav"))];
     let (a, b) = (classifier.logits(&features), reloaded.logits(&features));
@@ -132,16 +136,38 @@ fn adapter_learns_a_new_speaker_from_four_clips_per_class() {
         .zip(&b[0])
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max);
-    assert!(diff < 1e-5, "{diff}");
+    let method = run.metadata.petl.clone();
+    assert!(diff < 1e-5, "{method:?}: {diff}");
 }
 
 #[test]
-fn lora_and_linear_probe_also_learn() {
-    for method in [PersonaliseMethod::Lora, PersonaliseMethod::Linear] {
-        let (_, classifier, _) = run(method);
+fn every_page_method_learns_and_its_file_reloads() {
+    for method in PersonaliseMethod::ALL {
+        if method == PersonaliseMethod::Adapter {
+            continue; // the test above
+        }
+        let (checkpoint, classifier, run) = run(method);
         let right: usize = held_out_accuracy(&classifier).iter().sum();
         assert!(right >= 6, "{method:?}: {right} of 9 held-out clips");
+        assert_reloads(&checkpoint, &classifier, &run);
     }
+}
+
+#[test]
+fn the_page_offers_every_method() {
+    let html =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("index.html")).unwrap();
+    let start = html
+        .find("<select id=\"method\">")
+        .expect("the method <select>");
+    let select = &html[start..start + html[start..].find("</select>").unwrap()];
+    let offered: Vec<&str> = select
+        .split("<option value=\"")
+        .skip(1)
+        .map(|option| &option[..option.find('"').unwrap()])
+        .collect();
+    let all: Vec<&str> = PersonaliseMethod::ALL.iter().map(|m| m.name()).collect();
+    assert_eq!(offered, all);
 }
 
 #[test]

@@ -366,6 +366,52 @@ fn state_after(
     saved.unwrap()
 }
 
+/// The CLI's epoch loop and the page's step-by-step session are one loop: the same seed gives
+/// the same batches, augmentation, losses and weights, epoch after epoch.
+#[test]
+fn the_cli_loop_and_the_page_session_make_the_same_run() {
+    let train_set = examples(20, 15);
+    let config = TrainConfig {
+        time_shift: Some(petl_ast::train::TimeShift { max_frames: 10 }),
+        ..resumable_config(3)
+    };
+    let start = model();
+    let mut cli_losses = Vec::new();
+    let (cli_model, history) =
+        train::train(start.clone(), &train_set, None, SHAPE, &config, &mut |p| {
+            if let train::Progress::Step { loss, .. } = p {
+                cli_losses.push(loss);
+            }
+        })
+        .unwrap();
+    let mut session = train::TrainSession::new(start, &train_set, SHAPE, config.clone()).unwrap();
+    let mut page_losses = Vec::new();
+    let mut correct = vec![0; config.epochs];
+    // As the page drives it: the forward half, the values read back, then the update.
+    while let Some(pending) = session.forward() {
+        let loss = pending.loss.clone().into_scalar::<f32>() as f64;
+        let predicted = pending
+            .predicted
+            .clone()
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .unwrap();
+        let report = session.finish(pending, loss, &predicted).unwrap();
+        page_losses.push(report.loss);
+        correct[report.epoch - 1] += report.correct;
+    }
+    assert_eq!(page_losses.len(), 9);
+    assert_eq!(page_losses, cli_losses);
+    let accuracy: Vec<f64> = correct.iter().map(|&c| c as f64 / 20.0).collect();
+    let cli_accuracy: Vec<f64> = history.iter().map(|m| m.train_accuracy).collect();
+    assert_eq!(accuracy, cli_accuracy);
+    assert_eq!(session.state().epoch, 3);
+    assert_eq!(
+        trainable_bits(&session.into_model()),
+        trainable_bits(&cli_model)
+    );
+}
+
 #[test]
 fn three_epochs_equal_two_then_one_resumed() {
     let (train_set, valid) = (examples(24, 11), examples(8, 12));

@@ -1,21 +1,25 @@
-//! Training one step at a time, for callers that read values back asynchronously (the browser,
-//! where WebGPU has no blocking readback) or that interleave training with other work (a stop
-//! button, progress messages).
+//! Training one step at a time: the one training loop of the crate. The page drives it step by
+//! step (it reads values back asynchronously: WebGPU has no blocking readback, and a stop button
+//! runs between steps); [`super::train_from`] runs epochs of it with validation, best-model
+//! selection and an end-of-epoch hook for resuming. The same seed gives the same run either way.
 //!
 //! A step has two halves: [`TrainSession::forward`] builds the next batch, runs the model and
 //! returns the loss and predictions as tensors without reading them; the caller reads the loss
 //! (blocking natively, `into_data_async().await` in the browser) and hands it to
 //! [`TrainSession::finish`], which skips the update when the loss is not finite and otherwise
 //! back-propagates and applies AdamW at the schedule's learning rate.
+//!
+//! Each epoch shuffles the previous epoch's order (the order is part of the [`TrainState`], so
+//! a run resumed from a saved state continues exactly).
 
-use burn::optim::ModuleOptimizer;
+use std::borrow::Cow;
+
 use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 use super::data_parallel::{self, StepForward};
 use super::schedule::CosineSchedule;
-use super::trainer::{augment, Classifier, Example, TrainConfig};
+use super::trainer::{augment, Classifier, Example, TrainConfig, TrainState};
 use super::TrainError;
 
 /// The tensors of a step whose update has not been applied yet.
@@ -29,7 +33,7 @@ pub struct PendingStep<M: Classifier> {
 }
 
 /// What a finished step measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct StepReport {
     /// 1-based epoch of the step.
     pub epoch: usize,
@@ -54,53 +58,91 @@ pub struct StepReport {
 }
 
 /// A training run advanced one step at a time.
-pub struct TrainSession<M: Classifier> {
-    model: Option<M>,
-    optimizer: ModuleOptimizer,
+pub struct TrainSession<'a, M: Classifier> {
+    /// Always present between calls; taken while AdamW consumes the model.
+    state: Option<TrainState<M>>,
     schedule: CosineSchedule,
-    train_set: Vec<Example>,
+    train_set: Cow<'a, [Example]>,
     shape: [usize; 2],
     config: TrainConfig,
-    rng: rand::rngs::StdRng,
-    order: Vec<usize>,
     steps_per_epoch: usize,
-    global_step: usize,
-    bad_steps: usize,
 }
 
-impl<M: Classifier> TrainSession<M> {
+impl<'a, M: Classifier> TrainSession<'a, M> {
     /// Starts training `model` (on an autodiff device) on `train_set`; `shape` is
     /// `[max_length, mel]`.
     pub fn new(
         model: M,
-        train_set: Vec<Example>,
+        train_set: impl Into<Cow<'a, [Example]>>,
         shape: [usize; 2],
         config: TrainConfig,
     ) -> Result<Self, TrainError> {
+        let state = TrainState::new(model, &config);
+        Self::resume(state, train_set, shape, config)
+    }
+
+    /// Continues the run saved in `state` (after its last finished epoch).
+    pub fn resume(
+        mut state: TrainState<M>,
+        train_set: impl Into<Cow<'a, [Example]>>,
+        shape: [usize; 2],
+        config: TrainConfig,
+    ) -> Result<Self, TrainError> {
+        let train_set = train_set.into();
         check_examples(&train_set, shape)?;
-        let o = &config.optimizer;
-        let optimizer = super::adamw(o);
-        let batch_size = config.batch_size.max(1);
-        let steps_per_epoch = train_set.len().div_ceil(batch_size);
+        if state.epoch > config.epochs {
+            return Err(TrainError::PastTheEnd {
+                done: state.epoch,
+                epochs: config.epochs,
+            });
+        }
+        if state.order.is_empty() {
+            state.order = (0..train_set.len()).collect();
+        }
+        if state.order.len() != train_set.len() {
+            return Err(TrainError::SetChanged {
+                saved: state.order.len(),
+                found: train_set.len(),
+            });
+        }
+        let steps_per_epoch = train_set.len().div_ceil(config.batch_size.max(1));
         let schedule = CosineSchedule {
-            peak: o.lr,
+            peak: config.optimizer.lr,
             total_steps: steps_per_epoch * config.epochs,
             warmup_steps: config.warmup_steps,
         };
-        let rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         Ok(Self {
-            model: Some(model),
-            optimizer,
+            state: Some(state),
             schedule,
             train_set,
             shape,
             config,
-            rng,
-            order: Vec::new(),
             steps_per_epoch,
-            global_step: 0,
-            bad_steps: 0,
         })
+    }
+
+    /// Everything the run carries between steps.
+    pub fn state(&self) -> &TrainState<M> {
+        self.state
+            .as_ref()
+            .expect("the state is only taken inside finish")
+    }
+
+    /// The state, for the epoch loop's metrics and best weights.
+    pub(crate) fn state_mut(&mut self) -> &mut TrainState<M> {
+        self.state
+            .as_mut()
+            .expect("the state is only taken inside finish")
+    }
+
+    /// Ends training and returns its state.
+    pub fn into_state(mut self) -> TrainState<M> {
+        self.state.take().expect("the state is only taken here")
+    }
+
+    /// Steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
     }
 
     /// Steps of the whole run.
@@ -110,19 +152,22 @@ impl<M: Classifier> TrainSession<M> {
 
     /// Whether every step has run.
     pub fn is_done(&self) -> bool {
-        self.global_step >= self.total_steps()
+        self.state().global_step >= self.total_steps()
+    }
+
+    /// The learning rate of the next step.
+    pub fn learning_rate(&self) -> f64 {
+        self.schedule.lr(self.state().global_step)
     }
 
     /// The model as trained so far.
     pub fn model(&self) -> &M {
-        self.model
-            .as_ref()
-            .expect("the model is only taken by into_model")
+        &self.state().model
     }
 
     /// Ends training and returns the model.
-    pub fn into_model(mut self) -> M {
-        self.model.take().expect("the model is only taken here")
+    pub fn into_model(self) -> M {
+        self.into_state().model
     }
 
     /// Runs the model on the next batch; `None` when training is over.
@@ -131,20 +176,23 @@ impl<M: Classifier> TrainSession<M> {
             return None;
         }
         let batch_size = self.config.batch_size.max(1);
-        let step_in_epoch = self.global_step % self.steps_per_epoch;
+        let step_in_epoch = self.state().global_step % self.steps_per_epoch;
+        let (config, shape, train_set) = (&self.config, self.shape, &self.train_set);
+        let state = self
+            .state
+            .as_mut()
+            .expect("the state is only taken inside finish");
         if step_in_epoch == 0 {
-            self.order = (0..self.train_set.len()).collect();
-            self.order.shuffle(&mut self.rng);
+            state.order.shuffle(&mut state.rng);
         }
         let start = step_in_epoch * batch_size;
-        let end = (start + batch_size).min(self.order.len());
-        let mut chunk: Vec<Example> = self.order[start..end]
+        let end = (start + batch_size).min(state.order.len());
+        let mut chunk: Vec<Example> = state.order[start..end]
             .iter()
-            .map(|&i| self.train_set[i].clone())
+            .map(|&i| train_set[i].clone())
             .collect();
-        augment(&self.config, &mut chunk, self.shape, &mut self.rng);
-        let forward =
-            data_parallel::forward(self.model(), &chunk, self.shape, &self.config.devices);
+        augment(config, &mut chunk, shape, &mut state.rng);
+        let forward = data_parallel::forward(&state.model, &chunk, shape, &config.devices);
         Some(PendingStep {
             loss: forward.loss.clone(),
             predicted: forward.predicted.clone(),
@@ -154,17 +202,22 @@ impl<M: Classifier> TrainSession<M> {
     }
 
     /// Applies the update of `pending` given its loss value and the predictions read back
-    /// (`predicted`, one class per clip; may be empty when not read).
+    /// (`predicted`, one class per clip; may be empty when not read). The last step of an epoch
+    /// counts the epoch as done.
     pub fn finish(
         &mut self,
         pending: PendingStep<M>,
         loss: f64,
         predicted: &[i64],
     ) -> Result<StepReport, TrainError> {
-        let lr = self.schedule.lr(self.global_step);
-        let step_in_epoch = self.global_step % self.steps_per_epoch;
-        let epoch = self.global_step / self.steps_per_epoch + 1;
-        self.global_step += 1;
+        let mut state = self
+            .state
+            .take()
+            .expect("the state is present between steps");
+        let lr = self.schedule.lr(state.global_step);
+        let step_in_epoch = state.global_step % self.steps_per_epoch;
+        let epoch = state.global_step / self.steps_per_epoch + 1;
+        state.global_step += 1;
         let correct = predicted
             .iter()
             .zip(&pending.labels)
@@ -172,23 +225,24 @@ impl<M: Classifier> TrainSession<M> {
             .count();
         let skipped = !loss.is_finite();
         if skipped {
-            self.bad_steps += 1;
-            if self.bad_steps > self.config.max_bad_steps {
-                return Err(TrainError::Diverged(self.bad_steps));
-            }
+            state.bad_steps += 1;
         } else {
-            let model = self
-                .model
-                .take()
-                .expect("the model is present between steps");
-            let grads = pending.forward.gradients(&model);
-            self.model = Some(self.optimizer.step(lr, model, grads));
+            let grads = pending.forward.gradients(&state.model);
+            state.model = state.optimizer.step(lr, state.model, grads);
+        }
+        if step_in_epoch + 1 == self.steps_per_epoch {
+            state.epoch = epoch;
+        }
+        let (bad_steps, global_step) = (state.bad_steps, state.global_step);
+        self.state = Some(state);
+        if bad_steps > self.config.max_bad_steps {
+            return Err(TrainError::Diverged(bad_steps));
         }
         Ok(StepReport {
             epoch,
             step: step_in_epoch + 1,
             steps_per_epoch: self.steps_per_epoch,
-            global_step: self.global_step,
+            global_step,
             total_steps: self.total_steps(),
             loss,
             correct,
@@ -198,8 +252,8 @@ impl<M: Classifier> TrainSession<M> {
         })
     }
 
-    /// One whole step with blocking readback (native backends).
-    #[cfg(not(target_family = "wasm"))]
+    /// One whole step with blocking readback (native backends, and CPU backends in wasm; the
+    /// page's WebGPU path calls [`Self::forward`] and [`Self::finish`]).
     pub fn step(&mut self) -> Option<Result<StepReport, TrainError>> {
         let pending = self.forward()?;
         let loss = pending.loss.clone().into_scalar::<f32>() as f64;

@@ -11,15 +11,13 @@ use std::time::Instant;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::FusedAdamW;
-use super::data_parallel;
 use super::hyper::OptimizerConfig;
-use super::schedule::CosineSchedule;
+use super::session::{check_examples, TrainSession};
 use super::specaug::SpecAugment;
 use super::timeshift::TimeShift;
 use burn::module::Module;
@@ -389,13 +387,13 @@ pub fn train<M: Classifier>(
     Ok(state.finish())
 }
 
-/// Runs the epochs `state.epoch + 1 ..= config.epochs` from `state` and returns the final state
-/// ([`TrainState::finish`] gives the best weights).
+/// Runs the epochs `state.epoch + 1 ..= config.epochs` from `state` as steps of a
+/// [`TrainSession`] and returns the final state ([`TrainState::finish`] gives the best weights).
 ///
 /// `on_epoch_end` sees the state after every epoch (after its metrics reached `progress`), e.g.
 /// to save it; an error from it stops training with [`TrainError::Hook`].
 pub fn train_from<M: Classifier>(
-    mut state: TrainState<M>,
+    state: TrainState<M>,
     train_set: &[Example],
     valid: Option<&[Example]>,
     shape: [usize; 2],
@@ -403,90 +401,39 @@ pub fn train_from<M: Classifier>(
     progress: &mut dyn FnMut(Progress),
     on_epoch_end: &mut dyn FnMut(&TrainState<M>) -> Result<(), String>,
 ) -> Result<TrainState<M>, TrainError> {
-    if train_set.is_empty() {
-        return Err(TrainError::Empty);
+    let valid = valid.filter(|v| !v.is_empty());
+    if let Some(valid) = valid {
+        check_examples(valid, shape)?;
     }
-    if state.epoch > config.epochs {
-        return Err(TrainError::PastTheEnd {
-            done: state.epoch,
-            epochs: config.epochs,
-        });
-    }
-    let expected = shape[0] * shape[1];
-    for (index, e) in train_set.iter().chain(valid.unwrap_or(&[])).enumerate() {
-        if e.features.len() != expected {
-            return Err(TrainError::BadExample {
-                index,
-                found: e.features.len(),
-                expected,
-            });
-        }
-    }
+    let mut session = TrainSession::resume(state, train_set, shape, config.clone())?;
+    let steps = session.steps_per_epoch();
     let batch_size = config.batch_size.max(1);
-    let steps = train_set.len().div_ceil(batch_size);
-    let schedule = CosineSchedule {
-        peak: config.optimizer.lr,
-        total_steps: steps * config.epochs,
-        warmup_steps: config.warmup_steps,
-    };
-    if state.order.is_empty() {
-        state.order = (0..train_set.len()).collect();
-    }
-    if state.order.len() != train_set.len() {
-        return Err(TrainError::SetChanged {
-            saved: state.order.len(),
-            found: train_set.len(),
-        });
-    }
-    for epoch in state.epoch + 1..=config.epochs {
+    while !session.is_done() {
         let start = Instant::now();
-        // Each epoch shuffles the previous epoch's order (hence `order` is part of the state).
-        state.order.shuffle(&mut state.rng);
-        let order = state.order.clone();
+        let epoch = session.state().epoch + 1;
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
-        for (step, indices) in order.chunks(batch_size).enumerate() {
-            let mut chunk: Vec<Example> = indices.iter().map(|&i| train_set[i].clone()).collect();
-            augment(config, &mut chunk, shape, &mut state.rng);
-            let forward = data_parallel::forward(&state.model, &chunk, shape, &config.devices);
-            let predicted = forward
-                .predicted
-                .clone()
-                .into_data()
-                .try_into_vec_as::<i64>()
-                .unwrap_or_default();
-            correct += predicted
-                .iter()
-                .zip(&chunk)
-                .filter(|(p, e)| **p as usize == e.label)
-                .count();
-            let loss_value = forward.loss.clone().into_scalar::<f32>() as f64;
-            let lr = schedule.lr(state.global_step);
-            state.global_step += 1;
-            if !loss_value.is_finite() {
+        for _ in 0..steps {
+            let report = session.step().expect("the epoch has steps left")?;
+            correct += report.correct;
+            if report.skipped {
                 skipped += 1;
-                state.bad_steps += 1;
-                if state.bad_steps > config.max_bad_steps {
-                    return Err(TrainError::Diverged(state.bad_steps));
-                }
                 continue;
             }
-            let grads = forward.gradients(&state.model);
-            state.model = state.optimizer.step(lr, state.model, grads);
-            loss_sum += loss_value * chunk.len() as f64;
-            seen += chunk.len();
+            loss_sum += report.loss * report.batch_len as f64;
+            seen += report.batch_len;
             progress(Progress::Step {
                 epoch,
-                step: step + 1,
+                step: report.step,
                 steps,
-                loss: loss_value,
+                loss: report.loss,
             });
         }
         let (valid_loss, valid_accuracy) = match valid {
-            Some(v) if !v.is_empty() => {
-                let (loss, acc, _) = evaluate(&state.model, v, batch_size, shape);
+            Some(v) => {
+                let (loss, acc, _) = evaluate(session.model(), v, batch_size, shape);
                 (Some(loss), Some(acc))
             }
-            _ => (None, None),
+            None => (None, None),
         };
         let metrics = EpochMetrics {
             epoch,
@@ -494,19 +441,19 @@ pub fn train_from<M: Classifier>(
             train_accuracy: correct as f64 / train_set.len() as f64,
             valid_loss,
             valid_accuracy,
-            lr: schedule.lr(state.global_step),
+            lr: session.learning_rate(),
             seconds: start.elapsed().as_secs_f64(),
             skipped_steps: skipped,
         };
         progress(Progress::Epoch(&metrics));
+        let state = session.state_mut();
         if let Some(acc) = valid_accuracy {
             if state.best.as_ref().is_none_or(|(b, _)| acc > *b) {
                 state.best = Some((acc, state.model.clone()));
             }
         }
         state.history.push(metrics);
-        state.epoch = epoch;
-        on_epoch_end(&state).map_err(|message| TrainError::Hook { epoch, message })?;
+        on_epoch_end(session.state()).map_err(|message| TrainError::Hook { epoch, message })?;
     }
-    Ok(state)
+    Ok(session.into_state())
 }

@@ -18,6 +18,7 @@ use super::js_error;
 use crate::model::{Checkpoint, LoadOptions, PositionMode};
 use crate::personalise::{Personalisation, PersonaliseOptions};
 use crate::pipeline::{Classifier, Network};
+use crate::train::StepReport;
 
 /// Which compute backend an engine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,16 +73,8 @@ struct Scored {
 /// Progress of a training step, for the page.
 #[derive(Serialize)]
 struct StepInfo {
-    epoch: usize,
-    step: usize,
-    steps_per_epoch: usize,
-    global_step: usize,
-    total_steps: usize,
-    loss: f64,
-    correct: usize,
-    batch_len: usize,
-    lr: f64,
-    skipped: bool,
+    #[serde(flatten)]
+    report: StepReport,
     done: bool,
 }
 
@@ -350,19 +343,7 @@ impl Engine {
             let report = on_pool(|| run.session.finish(pending, loss as f64, &predicted))
                 .map_err(js_error)?;
             let done = run.session.is_done();
-            let info = StepInfo {
-                epoch: report.epoch,
-                step: report.step,
-                steps_per_epoch: report.steps_per_epoch,
-                global_step: report.global_step,
-                total_steps: report.total_steps,
-                loss: report.loss,
-                correct: report.correct,
-                batch_len: report.batch_len,
-                lr: report.lr,
-                skipped: report.skipped,
-                done,
-            };
+            let info = StepInfo { report, done };
             let mut s = state.borrow_mut();
             if done {
                 s.adopt(run)?;
@@ -447,33 +428,12 @@ impl Engine {
     }
 }
 
+/// The page's options; any field left out keeps its default.
 fn parse_options(options: JsValue) -> Result<PersonaliseOptions, JsError> {
-    #[derive(serde::Deserialize, Default)]
-    struct Partial {
-        method: Option<String>,
-        epochs: Option<usize>,
-        batch_size: Option<usize>,
-        lr: Option<f64>,
-        max_length: Option<usize>,
-        seed: Option<u64>,
-        augment: Option<bool>,
+    if options.is_undefined() || options.is_null() {
+        return Ok(PersonaliseOptions::default());
     }
-    let partial: Partial = if options.is_undefined() || options.is_null() {
-        Partial::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(js_error)?
-    };
-    let mut o = PersonaliseOptions::default();
-    if let Some(m) = partial.method {
-        o.method = m.parse().map_err(|e: String| JsError::new(&e))?;
-    }
-    o.epochs = partial.epochs.unwrap_or(o.epochs);
-    o.batch_size = partial.batch_size.unwrap_or(o.batch_size);
-    o.lr = partial.lr.or(o.lr);
-    o.max_length = partial.max_length.unwrap_or(o.max_length);
-    o.seed = partial.seed.unwrap_or(o.seed);
-    o.augment = partial.augment.unwrap_or(o.augment);
-    Ok(o)
+    serde_wasm_bindgen::from_value(options).map_err(js_error)
 }
 
 /// Runs `work` on a worker of the rayon pool in the threaded build, on this thread otherwise.

@@ -18,7 +18,7 @@ use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
 use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
-use petl_ast::petl::{AdapterMetadata, AdapterType, Method, MethodArgs, PetlConfig, PetlModel};
+use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
     self, CachedProbe, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
     TimeShift, TrainConfig, TrainState,
@@ -118,26 +118,19 @@ pub struct Args {
 pub enum Recipe {
     /// The paper's recipe for the dataset and method.
     Paper,
-    /// The web page's personalisation recipe (adapter, LoRA, linear, Houlsby, BitFit, prompts).
+    /// The web page's personalisation recipe (every method but full fine-tuning).
     Personalise,
 }
 
 /// The page's personalisation settings for `train --recipe personalise`.
 fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
-    let method = match args.method.method {
-        Method::Adapter if args.method.adapter_type == AdapterType::Houlsby => {
-            PersonaliseMethod::Houlsby
-        }
-        Method::Adapter => PersonaliseMethod::Adapter,
-        Method::Lora => PersonaliseMethod::Lora,
-        Method::Linear => PersonaliseMethod::Linear,
-        Method::Bitfit => PersonaliseMethod::Bitfit,
-        Method::PromptTuning => PersonaliseMethod::Prompt,
-        other => anyhow::bail!(
-            "--recipe personalise trains the page's methods (adapter, LoRA, linear, BitFit, \
-             prompt-tuning), not {other:?}"
-        ),
-    };
+    let method = PersonaliseMethod::for_flags(&args.method).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--recipe personalise trains the page's methods (every method but full fine-tuning, \
+             in the page's placements), not {:?}",
+            args.method.method
+        )
+    })?;
     let defaults = PersonaliseOptions::default();
     Ok(PersonaliseOptions {
         method,
