@@ -82,20 +82,30 @@ async function fetchWithProgress(url, label, onBytes) {
   const cached = Boolean(response);
   if (!response) {
     response = await fetch(url);
-    if (!response.ok) throw new Error(`${label}: the server answered ${response.status} ${response.statusText} for ${url}`);
+    if (!response.ok) {
+      const error = new Error(`${label}: the server answered ${response.status} ${response.statusText} for ${url}`);
+      error.status = response.status;
+      throw error;
+    }
   }
   const total = Number(response.headers.get('content-length')) || 0;
   const reader = response.body.getReader();
   const chunks = [];
   let received = 0;
+  const stopped = (why) => new Error(`${label}: the download stopped after ${received} of ${total || '?'} bytes (${why}); nothing was kept, try again`);
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw stopped(err.message);
+    }
+    if (chunk.done) break;
+    chunks.push(chunk.value);
+    received += chunk.value.length;
     onBytes(received, total, cached);
   }
-  if (total && received !== total) throw new Error(`${label}: the download stopped after ${received} of ${total} bytes; try again`);
+  if (total && received !== total) throw stopped('the connection closed early');
   const bytes = new Uint8Array(received);
   let offset = 0;
   for (const c of chunks) {
@@ -128,10 +138,23 @@ async function loadFromBase(base, name, withProgress) {
   } catch (_) {
     preprocessor = undefined; // optional: the AST defaults apply
   }
-  const weights = await fetchWithProgress(base + 'model.safetensors', 'model.safetensors', progress('model.safetensors'));
+  const weights = (withProgress && $('prefer-half').checked && (await halfPrecisionWeights(base, progress)))
+    || (await fetchWithProgress(base + 'model.safetensors', 'model.safetensors', progress('model.safetensors')));
   bar.hidden = true;
   const downloadMs = performance.now() - t0;
   return { ...(await loadModel(name, config, weights, preprocessor)), downloadMs };
+}
+
+// The f16 export beside the f32 weights (transformers' `variant="fp16"` file name), or null when
+// the folder has none.
+async function halfPrecisionWeights(base, progress) {
+  const file = 'model.fp16.safetensors';
+  try {
+    return await fetchWithProgress(base + file, file, progress(file));
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
 }
 
 async function loadModel(name, config, weights, preprocessor) {

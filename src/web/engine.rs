@@ -15,7 +15,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::js_error;
-use crate::model::{Checkpoint, LoadOptions, PositionMode};
+use crate::model::{AstConfig, Checkpoint, LoadOptions, PositionMode};
 use crate::personalise::{Personalisation, PersonaliseOptions};
 use crate::pipeline::{Classifier, Network};
 use crate::train::StepReport;
@@ -187,6 +187,7 @@ impl Engine {
         weights: Vec<u8>,
         preprocessor: Option<String>,
     ) -> Result<JsValue, JsError> {
+        fits_in_wasm_memory(&name, &config, weights.len())?;
         let mut state = self.state.borrow_mut();
         let checkpoint = Checkpoint::from_parts(
             &config,
@@ -426,6 +427,24 @@ impl Engine {
         s.run = None;
         to_js(&s.info(&classifier, true)?)
     }
+}
+
+/// What a wasm32 module can address at most.
+const WASM32_MEMORY_BYTES: u128 = 4 << 30;
+
+/// Refuses, before anything is allocated, a model whose f32 weights and file cannot fit in a
+/// wasm32 memory with room left for the activations (a quarter of it).
+fn fits_in_wasm_memory(name: &str, config: &str, file_bytes: usize) -> Result<(), JsError> {
+    let config = AstConfig::from_json(config, &format!("{name}/config.json")).map_err(js_error)?;
+    let needed = 4 * config.backbone_weight_values(config.max_length) + file_bytes as u128;
+    if needed > WASM32_MEMORY_BYTES / 4 * 3 {
+        let gib = needed as f64 / (1u64 << 30) as f64;
+        return Err(JsError::new(&format!(
+            "{name} needs about {gib:.1} GiB of memory for its weights; the page's WebAssembly \
+             memory holds at most 4 GiB, so pick a smaller model (or run it with native-train)"
+        )));
+    }
+    Ok(())
 }
 
 /// The page's options; any field left out keeps its default.

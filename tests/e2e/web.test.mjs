@@ -10,11 +10,15 @@
 //      file show clear messages.
 //      The page is cross-origin isolated, so this runs the threaded CPU build; a second run with
 //      `?threads=1` (the single-threaded build) checks the native numbers and times the same training.
-//   3. WebGPU (SwiftShader): the base model and the CPU-trained adapter give the native numbers;
+//      Prompt tuning, BitFit, a Houlsby adapter and IA³ train too; their files classify natively
+//      as in the page.
+//   3. A model downloaded by URL from a hub-like server: the f16 file, a moving progress bar,
+//      Cache Storage on reload, a download cut half-way (hubScenario).
+//   4. WebGPU (SwiftShader): the base model and the CPU-trained adapter give the native numbers;
 //      a short training run on WebGPU exports an adapter whose native logits match the page's.
 //
 // Screenshots of the main states and a timing summary (web-bench.json) go to $E2E_OUT
-// (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu]
+// (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu|hub]
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -53,6 +57,10 @@ function serve() {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.push(path);
+    if (path.startsWith('/hub/')) {
+      serveHub(path.slice('/hub'.length), req, res);
+      return;
+    }
     let file = join(DIST, path === '/' ? 'index.html' : path);
     if (!file.startsWith(DIST) || !existsSync(file) || statSync(file).isDirectory()) {
       res.writeHead(404);
@@ -68,6 +76,61 @@ function serve() {
     res.end(body);
   });
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+// Model folders the way the Hugging Face hub serves them (`/<repo>/resolve/main/<file>`:
+// Content-Length, byte ranges, 404 for a file the repo lacks), the weights in slow chunks so the
+// page's progress bar moves. A repo named `broken` cuts the weights off half-way.
+const HUB = join(WORK, 'hub');
+
+function serveHub(path, req, res) {
+  const match = path.match(/^\/([^/]+\/[^/]+)\/resolve\/main\/([^/]+)$/);
+  const file = match && join(HUB, match[1], match[2]);
+  const cors = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' };
+  if (!file || !file.startsWith(HUB) || !existsSync(file)) {
+    res.writeHead(404, cors);
+    res.end('Entry not found');
+    return;
+  }
+  const body = readFileSync(file);
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
+  if (range) {
+    const [start, end] = [Number(range[1]), range[2] ? Number(range[2]) : body.length - 1];
+    res.writeHead(206, { ...cors, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${body.length}`, 'accept-ranges': 'bytes' });
+    res.end(body.subarray(start, end + 1));
+    return;
+  }
+  res.writeHead(200, { ...cors, 'content-type': MIME[extname(file)] || 'application/octet-stream', 'content-length': body.length, 'accept-ranges': 'bytes' });
+  const weights = extname(file) === '.safetensors';
+  const cut = match[1].endsWith('/broken') && weights ? body.length >> 1 : body.length;
+  const chunk = weights ? 1 << 16 : body.length;
+  let sent = 0;
+  const next = () => {
+    if (sent >= cut) {
+      if (cut < body.length) res.destroy();
+      else res.end();
+      return;
+    }
+    res.write(body.subarray(sent, Math.min(sent + chunk, cut)));
+    sent += chunk;
+    setTimeout(next, 15);
+  };
+  next();
+}
+
+// The built-in backbone as a hub repo with its f32 weights and, beside them, the f16 export of
+// `native-train quantize` under transformers' variant name; and a repo whose download breaks.
+function makeHubRepos() {
+  const model = join(ROOT, 'www/models/speech-ast-tiny');
+  const half = join(WORK, 'speech-ast-tiny-f16');
+  sh(NATIVE, ['quantize', '--checkpoint', model, '--dtype', 'f16', '--out', half]);
+  for (const repo of ['petl/speech-ast-tiny', 'petl/broken']) {
+    const dir = join(HUB, repo);
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['config.json', 'preprocessor_config.json', 'model.safetensors']) writeFileSync(join(dir, f), readFileSync(join(model, f)));
+    writeFileSync(join(dir, 'model.fp16.safetensors'), readFileSync(join(half, 'model.safetensors')));
+  }
+  return half;
 }
 
 // ---------------------------------------------------------------- audio
@@ -190,9 +253,10 @@ async function digitMatchesNative(page, prefix, what) {
   bench[`${prefix}_classification_ms`] = await classifyMs(page, digit, 5);
 }
 
-function nativeScores(file, adapter) {
+function nativeScores(file, adapter, checkpoint) {
   const args = ['classify', '--json', '--top-k', '5', file];
   if (adapter) args.splice(1, 0, '--adapter', adapter);
+  if (checkpoint) args.splice(1, 0, '--checkpoint', checkpoint);
   const out = JSON.parse(sh(NATIVE, args));
   const entry = Array.isArray(out) ? out[0] : out;
   return entry.top || entry.labels || entry.predictions;
@@ -386,6 +450,16 @@ async function singleThreadCpuScenario(url, words) {
     await digitMatchesNative(page, 'cpu1', 'CPU wasm (one thread) vs native');
     await addClasses(page, words, 'cpu1');
     await train(page, 20, 'cpu1');
+    // Other methods train in the page too, one step each; each exported file gives the page's
+    // numbers natively.
+    const probe = words[WORDS[1]][5];
+    for (const method of ['prompt', 'bitfit', 'houlsby', 'ia3']) {
+      await page.selectOption('#method', method);
+      const training = await train(page, 1, `cpu1_${method}`);
+      assert.equal(training.total_steps, 1, method);
+      const adapter = await exportAdapter(page, `adapter-${method}.safetensors`);
+      assertClose(await scoresOf(page, probe), nativeScores(probe, adapter), `${method} adapter: web vs native`);
+    }
     // A multi-file upload names every refused file and counts the accepted ones; a clip added
     // after training says the classes need training again.
     const empty = join(WORK, 'empty.wav');
@@ -401,6 +475,75 @@ async function singleThreadCpuScenario(url, words) {
     assert.match(await page.textContent('#status'), /changed since training/);
     await shot(page, '8-refused-files-cpu1');
     assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+// Downloading a model by URL: the page takes the half-precision file when the repo has one,
+// the progress bar moves to the end, the classification matches the native CLI on the same f16
+// weights, a reload loads it from Cache Storage without a request, and a download cut half-way
+// says so, caches nothing and leaves the loaded model in place.
+async function hubScenario(url) {
+  const half = makeHubRepos();
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await open(browser, url);
+    const repo = `${url}hub/petl/speech-ast-tiny/resolve/main/`;
+    const download = async (base) => {
+      await page.evaluate(() => {
+        window.progressSeen = [];
+        new MutationObserver(() => window.progressSeen.push(document.querySelector('#download-progress').value))
+          .observe(document.querySelector('#download-text'), { childList: true, characterData: true, subtree: true });
+      });
+      await page.evaluate(() => { document.querySelector('details').open = true; });
+      await page.fill('#model-url', base);
+      await page.click('#load-url');
+      await page.waitForFunction(() => !document.querySelector('#load-url').disabled, null, { timeout: 120_000 });
+      return page.evaluate(() => window.progressSeen);
+    };
+    const weightRequests = () => requests.filter((r) => r.startsWith('/hub/petl/speech-ast-tiny/') && r.endsWith('.safetensors'));
+    const seen = await download(repo);
+    assert.match(await page.textContent('#status'), /Ready: 127\.0\.0\.1.*loaded/, await page.textContent('#message'));
+    assert.deepEqual(weightRequests(), ['/hub/petl/speech-ast-tiny/resolve/main/model.fp16.safetensors'], 'the f16 file, and only it');
+    assert.ok(seen.some((v) => v > 0 && v < 1) && Math.max(...seen) === 1, `progress ${seen.slice(0, 5)}…${seen.slice(-3)}`);
+    bench.hub_progress_updates = seen.length;
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'f16 download vs native f16');
+    await shot(page, '9-downloaded-f16');
+
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 180_000 });
+    await download(repo);
+    assert.match(await page.textContent('#download-text'), /from cache/);
+    assert.equal(weightRequests().length, 1, 'the second load asked the server for the weights again');
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'f16 from Cache Storage vs native f16');
+
+    const broken = `${url}hub/petl/broken/resolve/main/`;
+    await download(broken);
+    const message = await page.textContent('#message');
+    log('broken download message:', message);
+    assert.match(message, /model\.fp16\.safetensors: the download stopped after \d+ of \d+ bytes/);
+    assert.match(await page.textContent('#status'), /Model not changed/);
+    const cached = await page.evaluate(async (u) => Boolean(await (await caches.open('petl-ast-models')).match(u)), `${broken}model.fp16.safetensors`);
+    assert.equal(cached, false, 'a broken download left an entry in Cache Storage');
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'the loaded model after a broken download');
+    await shot(page, '10-broken-download');
+
+    // A model too large for the page's 4 GiB WebAssembly memory is refused before loading.
+    const huge = JSON.parse(readFileSync(join(HUB, 'petl/speech-ast-tiny/config.json'), 'utf8'));
+    Object.assign(huge, { hidden_size: 8192, intermediate_size: 32768, num_attention_heads: 8, num_hidden_layers: 12 });
+    const hugeDir = join(WORK, 'huge');
+    mkdirSync(hugeDir, { recursive: true });
+    writeFileSync(join(hugeDir, 'config.json'), JSON.stringify(huge));
+    writeFileSync(join(hugeDir, 'model.safetensors'), readFileSync(join(HUB, 'petl/speech-ast-tiny/model.fp16.safetensors')));
+    await page.setInputFiles('#model-files', [join(hugeDir, 'config.json'), join(hugeDir, 'model.safetensors')]);
+    await page.waitForFunction(() => /GiB/.test(document.querySelector('#message').textContent), null, { timeout: 30_000 });
+    const tooLarge = await page.textContent('#message');
+    log('too-large model message:', tooLarge);
+    assert.match(tooLarge, /needs about \d+\.\d GiB .* at most 4 GiB/);
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'the loaded model after a refused one');
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
   } finally {
     await browser.close();
   }
@@ -452,11 +595,12 @@ async function main() {
   try {
     const fromCpu = !only || only === 'cpu' ? await cpuScenario(url, words) : null;
     if (!only || only === 'cpu') await singleThreadCpuScenario(url, words);
+    if (!only || only === 'cpu' || only === 'hub') await hubScenario(url);
     if (!only || only === 'webgpu') {
       await digitFromMicrophone(url);
       await webgpuScenario(url, words, fromCpu);
     }
-    const foreign = requests.filter((r) => !existsSync(join(DIST, r)) && r !== '/');
+    const foreign = requests.filter((r) => !existsSync(join(DIST, r)) && r !== '/' && !r.startsWith('/hub/'));
     assert.deepEqual(foreign, [], 'the page asked for files that do not exist');
   } finally {
     server.close();
