@@ -387,16 +387,8 @@ fn the_cli_loop_and_the_page_session_make_the_same_run() {
     let mut session = train::TrainSession::new(start, &train_set, SHAPE, config.clone()).unwrap();
     let mut page_losses = Vec::new();
     let mut correct = vec![0; config.epochs];
-    // As the page drives it: the forward half, the values read back, then the update.
-    while let Some(pending) = session.forward() {
-        let loss = pending.loss.clone().into_scalar::<f32>() as f64;
-        let predicted = pending
-            .predicted
-            .clone()
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .unwrap();
-        let report = session.finish(pending, loss, &predicted).unwrap();
+    while let Some(report) = session.step() {
+        let report = report.unwrap();
         page_losses.push(report.loss);
         correct[report.epoch - 1] += report.correct;
     }

@@ -98,6 +98,7 @@ pub fn layer_norm<const D: usize>(
 /// On burn-flex (with or without autodiff) a Linear with a bias runs on [`matmul`] (the system
 /// BLAS with the `blas` feature) with the bias added inside the product; elsewhere, and without
 /// a bias, it is `linear.forward`.
+#[allow(clippy::disallowed_methods)] // the one place that calls burn's Linear
 pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
     if extension::runs_on_flex(&x) {
@@ -427,6 +428,7 @@ mod linear_tests {
         } else {
             x_leaf.clone()
         };
+        #[allow(clippy::disallowed_methods)] // burn's own op, the reference
         let out = match op {
             Op::Linear => super::linear(&linear, x),
             Op::BurnLinear => linear.forward(x),

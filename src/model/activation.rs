@@ -1,4 +1,4 @@
-//! The MLP activation, chosen by `hidden_act`.
+//! The MLP activation, chosen by `hidden_act`, and QuickGELU.
 
 use burn::tensor::{activation, Tensor};
 
@@ -13,6 +13,11 @@ impl Activation {
             Self::Relu => activation::relu(x),
         }
     }
+}
+
+/// `x · σ(1.702 x)` (CLIP's QuickGELU, used by the Convpass adapter).
+pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone() * activation::sigmoid(x * 1.702)
 }
 
 #[cfg(test)]

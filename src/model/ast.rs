@@ -169,7 +169,7 @@ impl ClassifierHead {
     /// - pooled: `[batch, d]`
     /// - output: `[batch, num_labels]`
     pub fn forward(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.dense.forward(self.norm.forward(pooled))
+        crate::kernels::linear(&self.dense, self.norm.forward(pooled))
     }
 }
 

@@ -13,11 +13,12 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{gelu, linear};
+use crate::model::activation::quick_gelu;
 
 use super::config::{
     AdapterBlock, AdapterConfig, ConfigError, Insertion, Location, Position, MAX_KERNEL,
 };
-use super::init;
+use super::init::{self, Init};
 use super::registry::{PetlMethod, MODULE_LR};
 
 /// `up(GELU(down(x)))`.
@@ -32,8 +33,8 @@ pub struct Bottleneck {
 impl Bottleneck {
     /// Sound mode: `down` Kaiming, `up` zero (the adapter starts as the zero function).
     /// Paper mode: both `N(0, 0.02²)` as `from_pretrained` leaves them.
-    pub fn new(d: usize, b: usize, paper_compat: bool, device: &Device) -> Self {
-        if paper_compat {
+    pub fn new(d: usize, b: usize, init_mode: Init, device: &Device) -> Self {
+        if init_mode == Init::Paper {
             Self {
                 down: init::linear(d, b, true, init::hf_normal(), device),
                 up: init::linear(b, d, true, init::hf_normal(), device),
@@ -70,8 +71,8 @@ pub struct Convpass {
 
 impl Convpass {
     /// Xavier-uniform conv (kept by `from_pretrained`); projections as [`Bottleneck::new`].
-    pub fn new(d: usize, b: usize, paper_compat: bool, device: &Device) -> Self {
-        let Bottleneck { down, up } = Bottleneck::new(d, b, paper_compat, device);
+    pub fn new(d: usize, b: usize, init_mode: Init, device: &Device) -> Self {
+        let Bottleneck { down, up } = Bottleneck::new(d, b, init_mode, device);
         let mut conv = Conv1dConfig::new(b, b, 3)
             .with_padding(PaddingConfig1d::Explicit(1, 1))
             .with_initializer(Initializer::XavierUniform { gain: 1.0 })
@@ -81,7 +82,7 @@ impl Convpass {
             down,
             conv,
             up,
-            skip_conv: paper_compat,
+            skip_conv: init_mode == Init::Paper,
         }
     }
 
@@ -89,13 +90,13 @@ impl Convpass {
     /// - x, output: `[batch, tokens, d]`
     // PETL_AST: https://github.com/umbertocappellazzo/PETL_AST/blob/94b588961520f9001fb8937a7840e9da5a2825a3/src/AST_adapters.py#L70-L82
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let u = init::quick_gelu(self.down.forward(x));
+        let u = quick_gelu(linear(&self.down, x));
         let mixed = if self.skip_conv {
             u
         } else {
             self.conv.forward(u.swap_dims(1, 2)).swap_dims(1, 2)
         };
-        self.up.forward(init::quick_gelu(mixed))
+        linear(&self.up, quick_gelu(mixed))
     }
 }
 
@@ -122,8 +123,8 @@ pub struct Conformer {
 impl Conformer {
     /// PyTorch's default Conv1d inits (kept by `from_pretrained`); in sound mode the output
     /// projection starts at zero.
-    pub fn new(d: usize, b: usize, kernel: usize, paper_compat: bool, device: &Device) -> Self {
-        let pointwise_out = if paper_compat {
+    pub fn new(d: usize, b: usize, kernel: usize, init_mode: Init, device: &Device) -> Self {
+        let pointwise_out = if init_mode == Init::Paper {
             init::linear(b, d, true, init::kaiming(b), device)
         } else {
             init::zero_linear(b, d, true, device)
@@ -154,7 +155,7 @@ impl Conformer {
             depthwise,
             batch_norm: BatchNormConfig::new(b).init(device),
             pointwise_out,
-            skip_norm: paper_compat,
+            skip_norm: init_mode == Init::Paper,
         }
     }
 
@@ -167,12 +168,12 @@ impl Conformer {
         } else {
             self.norm.forward(x)
         };
-        let h = self.pointwise_in.forward(x);
+        let h = linear(&self.pointwise_in, x);
         let b = h.dims()[2] / 2;
         let glu = h.clone().narrow(2, 0, b) * sigmoid(h.narrow(2, b, b));
         let h = self.depthwise.forward(glu.swap_dims(1, 2));
         let h = burn::tensor::activation::silu(self.batch_norm.forward(h));
-        self.pointwise_out.forward(h.swap_dims(1, 2))
+        linear(&self.pointwise_out, h.swap_dims(1, 2))
     }
 }
 
@@ -195,16 +196,14 @@ impl Block {
         d: usize,
         b: usize,
         kernel: usize,
-        paper_compat: bool,
+        init_mode: Init,
         device: &Device,
     ) -> Self {
         match kind {
-            AdapterBlock::Bottleneck => {
-                Self::Bottleneck(Bottleneck::new(d, b, paper_compat, device))
-            }
-            AdapterBlock::Convpass => Self::Convpass(Convpass::new(d, b, paper_compat, device)),
+            AdapterBlock::Bottleneck => Self::Bottleneck(Bottleneck::new(d, b, init_mode, device)),
+            AdapterBlock::Convpass => Self::Convpass(Convpass::new(d, b, init_mode, device)),
             AdapterBlock::Conformer => {
-                Self::Conformer(Conformer::new(d, b, kernel, paper_compat, device))
+                Self::Conformer(Conformer::new(d, b, kernel, init_mode, device))
             }
         }
     }
@@ -238,10 +237,10 @@ pub struct Adapter {
 
 impl Adapter {
     /// A fresh adapter for width `d`.
-    pub fn new(config: &AdapterConfig, d: usize, paper_compat: bool, device: &Device) -> Self {
+    pub fn new(config: &AdapterConfig, d: usize, init_mode: Init, device: &Device) -> Self {
         let b = d / config.reduction_rate;
         Self {
-            block: Block::new(config.block, d, b, config.kernel_size, paper_compat, device),
+            block: Block::new(config.block, d, b, config.kernel_size, init_mode, device),
             insertion: config.insertion,
             position: config.position,
             residual: config.residual,

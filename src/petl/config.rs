@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::init::Init;
 use super::registry::{MethodConfig, PetlMethod, HEAD_LR};
 
 /// Where the classification head reads the encoder output.
@@ -254,6 +255,15 @@ pub fn reduced_width(d: usize, rr: usize, what: &str) -> Result<usize, ConfigErr
 }
 
 impl PetlConfig {
+    /// How the new modules start: [`Init::Paper`] under `paper_compat`.
+    pub fn init_mode(&self) -> Init {
+        if self.paper_compat {
+            Init::Paper
+        } else {
+            Init::Sound
+        }
+    }
+
     /// What to do with the checkpoint's position embeddings when the input length changes:
     /// zero them under `paper_compat` (what the reference code gets), else crop / interpolate.
     pub fn position_mode(&self) -> crate::model::PositionMode {

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::config::ConfigError;
+use super::init::Init;
 use super::registry::{LayerHook, PetlMethod, Projection, RegisteredMethod, MODULE_LR};
 
 /// What IA³ rescales.
@@ -62,7 +63,9 @@ impl PetlMethod for Ia3Config {
 impl RegisteredMethod for Ia3Config {
     type Layer = Ia3Layer;
 
-    fn layer(&self, d: usize, intermediate: usize, device: &Device) -> Ia3Layer {
+    /// The vectors start at one in either mode (PEFT's `init_ia3_weights=True`; PETL_AST has no
+    /// IA³ to be compatible with).
+    fn layer(&self, d: usize, intermediate: usize, _init: Init, device: &Device) -> Ia3Layer {
         let ones = |target: Ia3Target, width: usize| {
             self.targets
                 .contains(&target)

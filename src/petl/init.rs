@@ -1,8 +1,19 @@
-//! Initialisers of the PETL modules, in the two modes (sound default / `paper_compat`).
+//! Initialisers of the PETL modules, in the two modes ([`Init`]: sound by default, the paper's under `paper_compat`).
 
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
+
+/// How new PETL modules start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Starting as the identity where a method allows it (adapter up-projections and LoRA `B`
+    /// at zero), so training starts from the pre-trained model.
+    Sound,
+    /// What the reference code effectively does (`--paper-compat`): every new Linear
+    /// re-initialised with `N(0, 0.02²)` by `from_pretrained`, and its other quirks.
+    Paper,
+}
 
 /// Standard deviation of `transformers`' `_init_weights` for new Linear layers (AST
 /// `initializer_range`), which is what every Linear added by PETL_AST effectively starts from.
@@ -45,9 +56,4 @@ pub fn hf_normal() -> Distribution {
 /// VPT's uniform bound for prompt tokens, `√(6 / (3·patch² + d))` (0.0625 for AST-base).
 pub fn prompt_bound(patch_size: usize, d: usize) -> f64 {
     (6.0 / (3 * patch_size * patch_size + d) as f64).sqrt()
-}
-
-/// `x · σ(1.702 x)` (CLIP's QuickGELU, used by Convpass).
-pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clone() * burn::tensor::activation::sigmoid(x * 1.702)
 }

@@ -10,8 +10,10 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::linear;
+
 use super::config::{ConfigError, LoraConfig};
-use super::init;
+use super::init::{self, Init};
 use super::registry::{PetlMethod, MODULE_LR};
 
 /// A low-rank update `scale · up(down(x))` added to one projection's output.
@@ -29,8 +31,8 @@ pub struct LoraDelta {
 impl LoraDelta {
     /// Sound mode: `down` Kaiming, `up` zero (starts at ΔW = 0). Paper mode: both
     /// `N(0, 0.02²)`, as `from_pretrained` re-initialises them.
-    pub fn new(d: usize, rank: usize, scale: f64, paper_compat: bool, device: &Device) -> Self {
-        let (down, up) = if paper_compat {
+    pub fn new(d: usize, rank: usize, scale: f64, init_mode: Init, device: &Device) -> Self {
+        let (down, up) = if init_mode == Init::Paper {
             (
                 init::linear(d, rank, false, init::hf_normal(), device),
                 init::linear(rank, d, false, init::hf_normal(), device),
@@ -47,7 +49,7 @@ impl LoraDelta {
     /// # Shapes
     /// - x: `[batch, tokens, d]`; output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.up.forward(self.down.forward(x)) * self.scale
+        linear(&self.up, linear(&self.down, x)) * self.scale
     }
 
     /// `scale · down · up` in burn's `[d_in, d_out]` layout, the term [`LoraDelta::merge_into`]
@@ -81,8 +83,8 @@ pub struct AttentionLora {
 /// `base(x)` plus the optional update.
 pub fn project(base: &Linear, lora: Option<&LoraDelta>, x: Tensor<3>) -> Tensor<3> {
     match lora {
-        Some(delta) => crate::kernels::linear(base, x.clone()) + delta.forward(x),
-        None => crate::kernels::linear(base, x),
+        Some(delta) => linear(base, x.clone()) + delta.forward(x),
+        None => linear(base, x),
     }
 }
 

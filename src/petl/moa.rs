@@ -10,7 +10,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::adapter::Bottleneck;
 use super::config::{ConfigError, Location, MoaConfig, MoaKind, MAX_EXPERTS, MAX_TOKENS};
-use super::init;
+use super::init::{self, Init};
 use super::registry::{PetlMethod, MODULE_LR};
 
 /// Dense-MoA: every expert runs on every token; a per-token softmax router mixes them.
@@ -46,11 +46,11 @@ pub enum Moa {
 
 impl Moa {
     /// A fresh mixture for width `d`.
-    pub fn new(config: &MoaConfig, d: usize, paper_compat: bool, device: &Device) -> Self {
+    pub fn new(config: &MoaConfig, d: usize, init_mode: Init, device: &Device) -> Self {
         let b = d / config.reduction_rate;
         let n = config.experts;
         let experts = (0..n)
-            .map(|_| Bottleneck::new(d, b, paper_compat, device))
+            .map(|_| Bottleneck::new(d, b, init_mode, device))
             .collect();
         match config.kind {
             MoaKind::Dense => Self::Dense(DenseMoa {
@@ -87,7 +87,7 @@ impl Moa {
 impl DenseMoa {
     /// `Σ_e softmax(router(x))_e · A_e(x)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let weights = softmax(self.router.forward(x.clone()), 2);
+        let weights = softmax(crate::kernels::linear(&self.router, x.clone()), 2);
         self.experts
             .iter()
             .enumerate()

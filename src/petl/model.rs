@@ -58,7 +58,7 @@ impl PetlModel {
                 hooks.added = petl
                     .methods
                     .iter()
-                    .map(|m| m.layer(d, intermediate, device))
+                    .map(|m| m.layer(d, intermediate, petl.init_mode(), device))
                     .collect();
                 hooks
             })
@@ -88,11 +88,11 @@ impl PetlModel {
     }
 
     fn layer_hooks(petl: &PetlConfig, d: usize, device: &Device) -> LayerHooks {
-        let compat = petl.paper_compat;
+        let init_mode = petl.init_mode();
         let mut hooks = LayerHooks::default();
         for a in &petl.adapters {
             let sub = Self::sublayer_mut(&mut hooks, a.location);
-            let adapter = Some(Adapter::new(a, d, compat, device));
+            let adapter = Some(Adapter::new(a, d, init_mode, device));
             match a.insertion {
                 Insertion::Parallel => sub.parallel = adapter,
                 Insertion::Sequential => sub.sequential = adapter,
@@ -100,13 +100,13 @@ impl PetlModel {
         }
         if let Some(moa) = &petl.moa {
             Self::sublayer_mut(&mut hooks, moa.location).moa =
-                Some(Moa::new(moa, d, compat, device));
+                Some(Moa::new(moa, d, init_mode, device));
         }
         if let Some(lora) = &petl.lora {
             let rank = d / lora.reduction_rate;
             let scale = lora.alpha / lora.reduction_rate as f64;
             for target in &lora.targets {
-                let delta = Some(LoraDelta::new(d, rank, scale, compat, device));
+                let delta = Some(LoraDelta::new(d, rank, scale, init_mode, device));
                 match target {
                     LoraTarget::Q => hooks.lora.q = delta,
                     LoraTarget::K => hooks.lora.k = delta,
@@ -258,7 +258,7 @@ impl PetlModel {
     /// # Shapes
     /// - input: `[batch, max_length, mel]`; output `[batch, num_classes]`
     pub fn forward(&self, input: Tensor<3>) -> Tensor<2> {
-        self.head.forward(self.pooled(input))
+        crate::kernels::linear(&self.head, self.pooled(input))
     }
 
     /// Folds every LoRA update into its base projection (`W + α/RR · B A`) and drops the LoRA

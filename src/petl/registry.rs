@@ -16,6 +16,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::config::{ConfigError, Location};
+use super::init::Init;
 
 /// The paper's peak learning rate of a method that adds modules (adapters, LoRA, MoA) or trains
 /// the biases (BitFit).
@@ -47,9 +48,10 @@ pub trait RegisteredMethod: PetlMethod {
     /// The module one encoder layer gains.
     type Layer: LayerHook;
 
-    /// One layer's module for a model of width `d` with an MLP of width `intermediate`. It must
-    /// start as the identity: the model's outputs before training are the base model's.
-    fn layer(&self, d: usize, intermediate: usize, device: &Device) -> Self::Layer;
+    /// One layer's module for a model of width `d` with an MLP of width `intermediate`. Under
+    /// [`Init::Sound`] it must start as the identity: the model's outputs before training are
+    /// the base model's.
+    fn layer(&self, d: usize, intermediate: usize, init: Init, device: &Device) -> Self::Layer;
 }
 
 /// An attention projection.
@@ -140,10 +142,16 @@ macro_rules! registry {
             }
 
             /// One encoder layer's module.
-            pub fn layer(&self, d: usize, intermediate: usize, device: &Device) -> LayerAddition {
+            pub fn layer(
+                &self,
+                d: usize,
+                intermediate: usize,
+                init: Init,
+                device: &Device,
+            ) -> LayerAddition {
                 match *self {
                     $(Self::$variant(ref config) => {
-                        LayerAddition::$variant(config.layer(d, intermediate, device))
+                        LayerAddition::$variant(config.layer(d, intermediate, init, device))
                     })*
                 }
             }

@@ -131,6 +131,7 @@ mod tests {
             ),
             device,
         );
+        #[allow(clippy::disallowed_methods)] // a bare Linear as the model under test
         let loss = model.forward(x).powi_scalar(2).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         optimizer.step(config().lr, model, grads)

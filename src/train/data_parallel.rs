@@ -12,10 +12,10 @@
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::trainer::{batch, cross_entropy, Classifier, Example};
+use super::trainer::{batch, cross_entropy, Example, Trainable};
 
 /// A step's forward pass whose backward has not run yet.
-pub struct StepForward<M: Classifier> {
+pub struct StepForward<M: Trainable> {
     /// Mean cross-entropy of the batch (`[1]`, on the model's device).
     pub loss: Tensor<1>,
     /// Predicted class per clip (`[batch]`, on the model's device, in batch order).
@@ -32,7 +32,7 @@ struct Shard<M> {
 
 /// Runs `model` on `chunk`: on the model's device when `devices` has fewer than two entries,
 /// else split over `devices` (autodiff devices; the model's device may be among them).
-pub fn forward<M: Classifier>(
+pub fn forward<M: Trainable>(
     model: &M,
     chunk: &[Example],
     shape: [usize; 2],
@@ -82,7 +82,7 @@ pub fn forward<M: Classifier>(
     }
 }
 
-impl<M: Classifier> StepForward<M> {
+impl<M: Trainable> StepForward<M> {
     /// Back-propagates every shard and returns the batch's gradients of `model`'s parameters,
     /// on the model's device.
     pub fn gradients(self, model: &M) -> GradientsParams {

@@ -21,6 +21,6 @@ pub use specaug::SpecAugment;
 pub use state::StateError;
 pub use timeshift::TimeShift;
 pub use trainer::{
-    adamw, evaluate, predict, train, train_from, Classifier, EpochMetrics, Evaluation, Example,
-    Progress, TrainConfig, TrainError, TrainState,
+    adamw, evaluate, predict, train, train_from, EpochMetrics, Evaluation, Example, Progress,
+    TrainConfig, TrainError, TrainState, Trainable,
 };

@@ -13,7 +13,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
-use super::trainer::{Classifier, Evaluation, Example, TrainConfig};
+use super::trainer::{Evaluation, Example, TrainConfig, Trainable};
 use crate::petl::PetlModel;
 
 /// The trainable part of a linear probe over cached features `[batch, 1, d]`.
@@ -90,13 +90,13 @@ impl CachedProbe {
     }
 }
 
-impl Classifier for CachedProbe {
+impl Trainable for CachedProbe {
     fn logits(&self, input: Tensor<3>) -> Tensor<2> {
-        self.head.forward(self.pooled(input))
+        crate::kernels::linear(&self.head, self.pooled(input))
     }
     fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
         let pooled = self.pooled(input);
-        (self.head.forward(pooled.clone()), pooled)
+        (crate::kernels::linear(&self.head, pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
         self.head.weight.device()

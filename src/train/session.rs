@@ -19,11 +19,11 @@ use rand::seq::SliceRandom;
 
 use super::data_parallel::{self, StepForward};
 use super::schedule::CosineSchedule;
-use super::trainer::{augment, Classifier, Example, TrainConfig, TrainState};
+use super::trainer::{augment, Example, TrainConfig, TrainState, Trainable};
 use super::TrainError;
 
 /// The tensors of a step whose update has not been applied yet.
-pub struct PendingStep<M: Classifier> {
+pub struct PendingStep<M: Trainable> {
     /// Mean cross-entropy of the batch (`[1]`).
     pub loss: Tensor<1>,
     /// Predicted class per clip (`[batch]`).
@@ -58,7 +58,7 @@ pub struct StepReport {
 }
 
 /// A training run advanced one step at a time.
-pub struct TrainSession<'a, M: Classifier> {
+pub struct TrainSession<'a, M: Trainable> {
     /// Always present between calls; taken while AdamW consumes the model.
     state: Option<TrainState<M>>,
     schedule: CosineSchedule,
@@ -68,7 +68,7 @@ pub struct TrainSession<'a, M: Classifier> {
     steps_per_epoch: usize,
 }
 
-impl<'a, M: Classifier> TrainSession<'a, M> {
+impl<'a, M: Trainable> TrainSession<'a, M> {
     /// Starts training `model` (on an autodiff device) on `train_set`; `shape` is
     /// `[max_length, mel]`.
     pub fn new(

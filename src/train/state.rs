@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::weights::replacement;
 
-use super::trainer::{adamw, Classifier, EpochMetrics, TrainConfig, TrainState};
+use super::trainer::{adamw, EpochMetrics, TrainConfig, TrainState, Trainable};
 
 /// `format` value in the metadata.
 pub const FORMAT: &str = "petl-ast-train-state";
@@ -123,12 +123,12 @@ impl SavedMetrics {
 
 /// `(path, id, values, shape)` of every parameter that requires a gradient.
 #[derive(Default)]
-struct Trainable {
+struct TrainableParams {
     path: Vec<String>,
     out: Vec<(String, u64, Vec<f32>, Vec<usize>)>,
 }
 
-impl ModuleVisitor for Trainable {
+impl ModuleVisitor for TrainableParams {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.push(name.to_string());
     }
@@ -147,7 +147,7 @@ impl ModuleVisitor for Trainable {
 }
 
 fn trainable<M: Module>(model: &M) -> Vec<(String, u64, Vec<f32>, Vec<usize>)> {
-    let mut visitor = Trainable::default();
+    let mut visitor = TrainableParams::default();
     model.visit(&mut visitor);
     visitor.out
 }
@@ -192,7 +192,7 @@ impl ModuleMapper for Restore<'_> {
     }
 }
 
-impl<M: Classifier> TrainState<M> {
+impl<M: Trainable> TrainState<M> {
     /// Serialises the state of a run trained with `config` (see the module doc for the layout).
     pub fn to_bytes(&self, config: &TrainConfig) -> Result<Vec<u8>, StateError> {
         let current = trainable(&self.model);

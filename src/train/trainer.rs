@@ -27,7 +27,7 @@ use crate::petl::PetlModel;
 
 /// A module that maps `[batch, max_length, mel]` inputs to `[batch, classes]` logits; what the
 /// loop trains.
-pub trait Classifier: Module + Clone {
+pub trait Trainable: Module + Clone {
     /// Logits.
     fn logits(&self, input: Tensor<3>) -> Tensor<2>;
     /// Logits and the pooled representation the head reads (`[batch, d]`: the CLS token or the
@@ -37,20 +37,20 @@ pub trait Classifier: Module + Clone {
     fn device(&self) -> Device;
 }
 
-impl Classifier for PetlModel {
+impl Trainable for PetlModel {
     fn logits(&self, input: Tensor<3>) -> Tensor<2> {
         self.forward(input)
     }
     fn logits_and_embedding(&self, input: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
         let pooled = self.pooled(input);
-        (self.head.forward(pooled.clone()), pooled)
+        (crate::kernels::linear(&self.head, pooled.clone()), pooled)
     }
     fn device(&self) -> Device {
         self.head.weight.device()
     }
 }
 
-impl Classifier for AstForAudioClassification {
+impl Trainable for AstForAudioClassification {
     fn logits(&self, input: Tensor<3>) -> Tensor<2> {
         self.forward(input)
     }
@@ -200,7 +200,7 @@ pub struct Evaluation {
 }
 
 /// Loss, accuracy and predicted classes of `model` on `data` (no gradients).
-pub fn evaluate<M: Classifier>(
+pub fn evaluate<M: Trainable>(
     model: &M,
     data: &[Example],
     batch_size: usize,
@@ -212,7 +212,7 @@ pub fn evaluate<M: Classifier>(
 
 /// [`evaluate`] with the pooled embedding of every example; `progress` sees the number of
 /// examples done after each batch.
-pub fn predict<M: Classifier>(
+pub fn predict<M: Trainable>(
     model: &M,
     data: &[Example],
     batch_size: usize,
@@ -331,7 +331,7 @@ pub struct TrainState<M> {
     pub history: Vec<EpochMetrics>,
 }
 
-impl<M: Classifier> TrainState<M> {
+impl<M: Trainable> TrainState<M> {
     /// The state before the first epoch: `model` as given, a fresh AdamW, the generator seeded
     /// with `config.seed`.
     pub fn new(model: M, config: &TrainConfig) -> Self {
@@ -366,7 +366,7 @@ pub fn adamw(o: &OptimizerConfig) -> ModuleOptimizer {
 /// `valid` (the last epoch without a validation set) with every epoch's metrics.
 ///
 /// `shape` is `[max_length, mel]`. `progress` sees every step and epoch.
-pub fn train<M: Classifier>(
+pub fn train<M: Trainable>(
     model: M,
     train_set: &[Example],
     valid: Option<&[Example]>,
@@ -392,7 +392,7 @@ pub fn train<M: Classifier>(
 ///
 /// `on_epoch_end` sees the state after every epoch (after its metrics reached `progress`), e.g.
 /// to save it; an error from it stops training with [`TrainError::Hook`].
-pub fn train_from<M: Classifier>(
+pub fn train_from<M: Trainable>(
     state: TrainState<M>,
     train_set: &[Example],
     valid: Option<&[Example]>,

@@ -56,6 +56,7 @@ const LINEAR_OPS: [(&str, Op); 2] = [
         kernels::linear(&as_linear(w, b), x.clone())
     }),
     ("burn-flex linear", |[x, w, b]| {
+        #[allow(clippy::disallowed_methods)] // burn's own op, the baseline
         as_linear(w, b).forward(x.clone())
     }),
 ];

@@ -20,8 +20,8 @@ use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
-    self, CachedProbe, Classifier, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
-    TimeShift, TrainConfig, TrainState,
+    self, CachedProbe, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TimeShift,
+    TrainConfig, TrainState, Trainable,
 };
 use serde_json::{json, Value};
 
@@ -159,7 +159,7 @@ pub fn progress_bar(total_steps: u64) -> ProgressBar {
 /// Runs the training loop from `state` with a progress bar, rewrites `metrics.jsonl` after every
 /// epoch and, with `state_file`, the resumable training state (atomically, so a kill leaves the
 /// previous one). Exits with status 3 after the epoch named by [`STOP_AFTER_EPOCH_ENV`] (tests).
-pub fn run_loop<M: Classifier>(
+pub fn run_loop<M: Trainable>(
     state: TrainState<M>,
     train_set: &[Example],
     valid: Option<&[Example]>,
@@ -237,7 +237,7 @@ pub fn run_loop<M: Classifier>(
 }
 
 /// Evaluates `model` on `data` with a progress bar over clips.
-pub fn predict_with_bar<M: Classifier>(
+pub fn predict_with_bar<M: Trainable>(
     model: &M,
     data: &[Example],
     batch_size: usize,
@@ -673,7 +673,7 @@ impl<'a> Job<'a> {
 }
 
 /// The training state to start from: the one saved in `resume_from`, else a fresh one.
-pub fn initial_state<M: Classifier>(
+pub fn initial_state<M: Trainable>(
     model: M,
     train_config: &TrainConfig,
     resume_from: Option<&Path>,
