@@ -329,9 +329,10 @@ def synthesise(plans, dest, scratch, themes, seed):
     return failures
 
 
-def fsdd_plans(dir, perturbations, rng):
-    """Speed-, pitch-, microphone- and room-perturbed copies of the FSDD training takes (index ≥ 10)
-    of the pretraining speakers: more real voices from four real speakers."""
+def fsdd_plans(dir, perturbations, microphones, rng):
+    """Speed-, pitch- and room-perturbed copies of the FSDD training takes (index ≥ 10) of the
+    pretraining speakers: more real voices from four real speakers. With `microphones`, three in
+    four copies also go through another "microphone" (band limits and one resonance)."""
     plans = []
     if perturbations <= 0:
         return plans
@@ -346,7 +347,7 @@ def fsdd_plans(dir, perturbations, rng):
             plan = clip_plan(rng, parts[0], str(path), ("recording", parts[1]), True)
             plan["tempo"] = round(rng.uniform(0.85, 1.15), 3)
             plan["cents"] = rng.randint(-400, 400)
-            if rng.random() < 0.75:
+            if microphones and rng.random() < 0.75:
                 plan["mic"] = {"highpass": rng.randint(60, 300), "lowpass": rng.randint(2600, 3900),
                                "eq_hz": rng.randint(250, 3000), "eq_db": round(rng.uniform(-9, 9), 1)}
             plan["file"] = f"fsdd-{path.stem}-{r}.wav"
@@ -391,7 +392,7 @@ def write_heldout_lists(dir, eval_pool):
     (dir / "heldout_voices.txt").write_text("\n".join(voice_list(eval_pool)) + "\n")
 
 
-def add_recordings(out, tmp, count, perturbations):
+def add_recordings(out, tmp, count, perturbations, microphones):
     """Moves the perturbed FSDD takes made in `tmp/train` into the corpus in `out`."""
     manifest_path = out / "manifest.json"
     if not manifest_path.is_file():
@@ -402,7 +403,7 @@ def add_recordings(out, tmp, count, perturbations):
     manifest = json.loads(manifest_path.read_text())
     manifest["clips"]["train"] = sum(1 for _ in (out / "train").rglob("*.wav"))
     manifest.update(fsdd_perturbations=perturbations, fsdd_perturbed_clips=count,
-                    fsdd_perturbation="speed, pitch, microphone (band limits and one resonance, p 0.75), room, level, noise")
+                    fsdd_microphones=microphones)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp / "manifest.json", manifest_path)
     print(f"make_pretrain_corpus: {count} perturbed FSDD takes added to {out / 'train'}")
@@ -438,6 +439,8 @@ def main():
     parser.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help=f"FSDD recordings (default {DEFAULT_FSDD})")
     parser.add_argument("--fsdd-perturbations", type=int, default=8,
                         help="perturbed copies of each FSDD training take of the pretraining speakers")
+    parser.add_argument("--fsdd-microphones", action="store_true",
+                        help="pass three in four perturbed FSDD copies through another microphone (band limits, one resonance)")
     parser.add_argument("--fsdd-only", action="store_true",
                         help="add only the perturbed FSDD takes to an existing corpus's train/")
     parser.add_argument("--eval-only", action="store_true",
@@ -470,13 +473,15 @@ def main():
         sounds = [(f"sound-{p.parent.parent.name.lower()}-{p.stem}", p) for p in themes]
         train_plans = plans_for(vocabulary, train_pool, args.renditions, rng, True, sounds, noise_clips=10 * args.renditions)
         eval_plans = plans_for([(w, w) for w in HELDOUT_WORDS], eval_pool, args.eval_renditions, rng, False)
-        recording_plans = fsdd_plans(args.fsdd, args.fsdd_perturbations, random.Random(args.seed + 7))
+        recording_plans = fsdd_plans(args.fsdd, args.fsdd_perturbations, args.fsdd_microphones,
+                                     random.Random(args.seed + 7))
         if args.fsdd_only:
             for label in {p["label"] for p in recording_plans}:
                 (tmp / "train" / label).mkdir(parents=True, exist_ok=True)
             failures = synthesise(recording_plans, tmp / "train", scratch, themes, args.seed + 2)
             check_failures(failures, len(recording_plans))
-            add_recordings(args.out, tmp, len(recording_plans) - len(failures), args.fsdd_perturbations)
+            add_recordings(args.out, tmp, len(recording_plans) - len(failures), args.fsdd_perturbations,
+                           args.fsdd_microphones)
             shutil.rmtree(tmp)
             return
         train_plans += recording_plans
@@ -509,7 +514,7 @@ def main():
                 "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip() if engines.espeak else None,
                 "flite": engines.flite, "festival": engines.festival,
                 "sound_themes": [str(d) for d in SOUND_THEMES if d.is_dir()],
-                "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/microphone/room-perturbed copies of each training take (index >= 10) here; theo and yweweler held out",
+                "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/room-perturbed copies{' (three in four through another microphone)' if args.fsdd_microphones else ''} of each training take (index >= 10) here; theo and yweweler held out",
             },
             "labels": len(labels), "words": len(vocabulary), "sounds": [s[0] for s in sounds],
             "train_voices": len(train_pool), "heldout_voices": len(eval_pool),

@@ -11,7 +11,7 @@ use petl_ast::model::Checkpoint;
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Local Hugging Face model folder (config.json + model.safetensors); default: the built-in
-    /// built-in backbone (www/models/speech-ast-tiny: spoken words, digits and sounds).
+    /// backbone (www/models/speech-ast-tiny: spoken words, digits and sounds).
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     pub checkpoint: Option<PathBuf>,
     /// Hugging Face hub repository id, downloaded into the hub cache
