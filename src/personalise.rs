@@ -387,10 +387,8 @@ impl Personalisation {
         let ast = checkpoint.load_backbone(&load, device)?;
         let model = PetlModel::new(ast, config, &petl, labels.len(), device)
             .map_err(|e| PersonaliseError::Method(e.to_string()))?;
-        let mut extractor_config = checkpoint.preprocessor.clone();
-        extractor_config.max_length = max_length;
-        extractor_config.num_mel_bins = config.num_mel_bins;
-        let extractor = FeatureExtractor::new(extractor_config)
+        let extractor = checkpoint
+            .extractor(max_length)
             .map_err(|e| PersonaliseError::Method(e.to_string()))?;
         let examples: Vec<Example> = clips
             .iter()

@@ -174,10 +174,7 @@ impl Classifier {
         multi_label: bool,
         device: &Device,
     ) -> Result<Self, PipelineError> {
-        let mut config = checkpoint.preprocessor.clone();
-        config.max_length = model.max_length();
-        config.num_mel_bins = checkpoint.config.num_mel_bins;
-        let extractor = FeatureExtractor::new(config)?;
+        let extractor = checkpoint.extractor(model.max_length())?;
         Ok(Self {
             model,
             extractor,

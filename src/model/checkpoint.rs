@@ -10,7 +10,7 @@ use super::config::AstConfig;
 use super::error::LoadError;
 use super::position::{Grid, PositionMode};
 use super::weights::{WeightPath, Weights};
-use crate::audio::FeatureExtractorConfig;
+use crate::audio::{AudioError, FeatureExtractor, FeatureExtractorConfig};
 
 /// Name of the config file in a model folder.
 pub const CONFIG_FILE: &str = "config.json";
@@ -61,6 +61,16 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
 }
 
 impl Checkpoint {
+    /// The feature extractor of this checkpoint for inputs of `max_length` frames: its
+    /// preprocessor config with the model's mel bins.
+    pub fn extractor(&self, max_length: usize) -> Result<FeatureExtractor, AudioError> {
+        FeatureExtractor::new(FeatureExtractorConfig {
+            max_length,
+            num_mel_bins: self.config.num_mel_bins,
+            ..self.preprocessor.clone()
+        })
+    }
+
     /// Reads a Hugging Face model folder.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, LoadError> {
         let dir = dir.as_ref();

@@ -20,8 +20,8 @@ use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
-    self, CachedProbe, Evaluation, Example, OptimizerConfig, Progress, SpecAugment, TimeShift,
-    TrainConfig, TrainState, Trainable,
+    self, CachedProbe, EpochMetrics, Evaluation, Example, OptimizerConfig, Progress, SpecAugment,
+    TimeShift, TrainConfig, TrainState, Trainable,
 };
 use serde_json::{json, Value};
 
@@ -348,9 +348,7 @@ impl<'a> Job<'a> {
                 args.max_length.unwrap_or(protocol.max_length),
             ),
         };
-        let mut extractor_config = checkpoint.preprocessor.clone();
-        extractor_config.max_length = max_length;
-        let extractor = FeatureExtractor::new(extractor_config)?;
+        let extractor = checkpoint.extractor(max_length)?;
         Ok(Self {
             args,
             device,
@@ -508,34 +506,8 @@ impl<'a> Job<'a> {
         let results_path = out.join("results.json");
         let state_path = out.join(STATE_FILE);
         let config_text = serde_json::to_string_pretty(&run_config)?;
-        if resume {
-            if let Ok(saved) = std::fs::read_to_string(&config_path) {
-                let saved: Value = serde_json::from_str(&saved)
-                    .with_context(|| format!("cannot parse {}", config_path.display()))?;
-                let now: Value = serde_json::from_str(&config_text)?;
-                anyhow::ensure!(
-                    saved == now,
-                    "{} was written by a run with other arguments; --resume needs the same ones \
-                     (or start over without --resume)",
-                    config_path.display()
-                );
-                if results_path.is_file() {
-                    eprintln!("{}: finished already", out.display());
-                    let text = std::fs::read_to_string(&results_path)?;
-                    return Ok(serde_json::from_str(&text)?);
-                }
-            }
-            remove_stale_temporaries(out, STATE_FILE);
-        } else {
-            for stale in [
-                STATE_FILE,
-                "results.json",
-                "metrics.jsonl",
-                PREDICTIONS_FILE,
-                EMBEDDINGS_FILE,
-            ] {
-                let _ = std::fs::remove_file(out.join(stale));
-            }
+        if let Some(finished) = prepare_run_folder(out, &config_text, resume)? {
+            return Ok(finished);
         }
         write_atomic(&config_path, config_text.as_bytes())?;
         let features = self.features(data)?;
@@ -566,44 +538,8 @@ impl<'a> Job<'a> {
         if resume && resume_from.is_none() {
             eprintln!("{}: no training state yet; starting", out.display());
         }
-        let (model, history) = match self.cached_probe(&model, &train_config) {
-            Some(probe) => {
-                // A linear probe: one pass of the frozen backbone, then the head on its output.
-                let extract = CachedProbe::feature_model(&model);
-                let cache = |set: &[Example], what: &str| {
-                    let eval = predict_with_bar(&extract, set, self.batch_size, shape, what);
-                    CachedProbe::cache(&eval, set)
-                };
-                let train = cache(train, "backbone features (train)");
-                let valid = valid.map(|v| cache(v, "backbone features (valid)"));
-                let probe_shape = probe.shape();
-                let state = initial_state(probe, &train_config, resume_from, out)?;
-                let state = run_loop(
-                    state,
-                    &train,
-                    valid.as_deref(),
-                    probe_shape,
-                    &train_config,
-                    out,
-                    Some(&state_path),
-                )?;
-                let (probe, history) = state.finish();
-                (probe.into_model(model), history)
-            }
-            None => {
-                let state = initial_state(model, &train_config, resume_from, out)?;
-                let state = run_loop(
-                    state,
-                    train,
-                    valid,
-                    shape,
-                    &train_config,
-                    out,
-                    Some(&state_path),
-                )?;
-                state.finish()
-            }
-        };
+        let (model, history) =
+            self.train_model(model, train, valid, &train_config, out, resume_from)?;
 
         let eval = predict_with_bar(&model, &features.test, self.batch_size, shape, "test");
         let metadata = AdapterMetadata {
@@ -642,6 +578,55 @@ impl<'a> Job<'a> {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// Trains `model` (from the state at `resume_from` when given) and returns the best weights
+    /// with every epoch's metrics; a linear probe trains its head on cached backbone outputs.
+    fn train_model(
+        &self,
+        model: PetlModel,
+        train: &[Example],
+        valid: Option<&[Example]>,
+        train_config: &TrainConfig,
+        out: &Path,
+        resume_from: Option<&Path>,
+    ) -> Result<(PetlModel, Vec<EpochMetrics>)> {
+        let shape = self.shape();
+        let state_path = out.join(STATE_FILE);
+        let Some(probe) = self.cached_probe(&model, train_config) else {
+            let state = initial_state(model, train_config, resume_from, out)?;
+            let state = run_loop(
+                state,
+                train,
+                valid,
+                shape,
+                train_config,
+                out,
+                Some(&state_path),
+            )?;
+            return Ok(state.finish());
+        };
+        // A linear probe: one pass of the frozen backbone, then the head on its output.
+        let extract = CachedProbe::feature_model(&model);
+        let cache = |set: &[Example], what: &str| {
+            let eval = predict_with_bar(&extract, set, self.batch_size, shape, what);
+            CachedProbe::cache(&eval, set)
+        };
+        let train = cache(train, "backbone features (train)");
+        let valid = valid.map(|v| cache(v, "backbone features (valid)"));
+        let probe_shape = probe.shape();
+        let state = initial_state(probe, train_config, resume_from, out)?;
+        let state = run_loop(
+            state,
+            &train,
+            valid.as_deref(),
+            probe_shape,
+            train_config,
+            out,
+            Some(&state_path),
+        )?;
+        let (probe, history) = state.finish();
+        Ok((probe.into_model(model), history))
+    }
+
     /// `predictions.json` and `embeddings.npy` of the test set.
     fn write_predictions(
         &self,
@@ -670,6 +655,44 @@ impl<'a> Job<'a> {
         write_atomic(&out.join(EMBEDDINGS_FILE), &bytes)?;
         Ok(())
     }
+}
+
+/// Readies a run folder for a run whose `config.json` is `config_text`: with `resume`, checks
+/// that the saved config is the same and returns the saved results of a finished run; without,
+/// removes what an earlier run left.
+fn prepare_run_folder(out: &Path, config_text: &str, resume: bool) -> Result<Option<Value>> {
+    let config_path = out.join("config.json");
+    let results_path = out.join("results.json");
+    if !resume {
+        for stale in [
+            STATE_FILE,
+            "results.json",
+            "metrics.jsonl",
+            PREDICTIONS_FILE,
+            EMBEDDINGS_FILE,
+        ] {
+            let _ = std::fs::remove_file(out.join(stale));
+        }
+        return Ok(None);
+    }
+    if let Ok(saved) = std::fs::read_to_string(&config_path) {
+        let saved: Value = serde_json::from_str(&saved)
+            .with_context(|| format!("cannot parse {}", config_path.display()))?;
+        let now: Value = serde_json::from_str(config_text)?;
+        anyhow::ensure!(
+            saved == now,
+            "{} was written by a run with other arguments; --resume needs the same ones \
+             (or start over without --resume)",
+            config_path.display()
+        );
+        if results_path.is_file() {
+            eprintln!("{}: finished already", out.display());
+            let text = std::fs::read_to_string(&results_path)?;
+            return Ok(Some(serde_json::from_str(&text)?));
+        }
+    }
+    remove_stale_temporaries(out, STATE_FILE);
+    Ok(None)
 }
 
 /// The training state to start from: the one saved in `resume_from`, else a fresh one.
