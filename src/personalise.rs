@@ -159,10 +159,26 @@ fn reduction_rate(d: usize) -> usize {
 }
 
 impl PersonaliseMethod {
+    /// Whether the method has a main size ([`PersonaliseOptions::size`]).
+    pub fn has_size(self) -> bool {
+        !matches!(self, Self::Linear | Self::Bitfit | Self::Ia3)
+    }
+
     /// The method's [`PetlConfig`] for a backbone of width `d` and `layers` layers: the paper's
-    /// settings, with adapters and LoRA kept at least 8 wide and 8 prompt tokens.
-    pub fn petl_config(self, d: usize, layers: usize) -> Result<PetlConfig, String> {
-        let rr = reduction_rate(d);
+    /// settings, with adapters and LoRA at least 8 wide and 8 prompt tokens unless `size` (see
+    /// [`PersonaliseOptions::size`]) says otherwise.
+    pub fn petl_config(
+        self,
+        d: usize,
+        layers: usize,
+        size: Option<usize>,
+    ) -> Result<PetlConfig, String> {
+        if size == Some(0) {
+            return Err("the method's size must be at least 1".into());
+        }
+        // A width w is the reduction rate d / w (the width then is d / (d / w), w or just above).
+        let rr = size.map_or_else(|| reduction_rate(d), |w| (d / w).max(1));
+        let tokens = size.unwrap_or(PROMPT_TOKENS);
         let adapter = |adapter_type, adapter_block| MethodArgs {
             adapter_type,
             adapter_block,
@@ -183,12 +199,13 @@ impl PersonaliseMethod {
             Self::Bitfit => MethodArgs::for_method(Method::Bitfit),
             Self::Ia3 => MethodArgs::for_method(Method::Ia3),
             Self::Prompt => MethodArgs {
-                prompt_len: Some(PROMPT_TOKENS),
+                prompt_len: Some(tokens),
                 deep: true,
                 ..MethodArgs::for_method(Method::PromptTuning)
             },
             Self::Prefix => MethodArgs {
-                prompt_len: Some(PROMPT_TOKENS),
+                // Half keys, half values: an even count.
+                prompt_len: Some(tokens.div_ceil(2) * 2),
                 ..MethodArgs::for_method(Method::PrefixTuning)
             },
             Self::Hydra => MethodArgs {
@@ -222,6 +239,10 @@ pub struct PersonaliseOptions {
     /// Peak learning rate; `None` takes the paper's for adapters and LoRA (5e-3) and 1e-2 for the
     /// linear probe (the paper's 1e-3 assumes thousands of steps).
     pub lr: Option<f64>,
+    /// The method's main size: the width of each adapter (and mixture expert), the LoRA rank,
+    /// or the number of prompt tokens / prefix vectors; `None` takes the page's defaults (at
+    /// least 8 wide, 8 tokens). Methods without one (linear, BitFit, IA³) ignore it.
+    pub size: Option<usize>,
     /// Input length cap in frames (the backbone's `max_length` if smaller).
     pub max_length: usize,
     /// Seed of the head/adapter initialisation order and shuffling.
@@ -276,6 +297,7 @@ impl Default for PersonaliseOptions {
             epochs: 20,
             batch_size: 16,
             lr: None,
+            size: None,
             max_length: 200,
             seed: 0,
             augment: false,
@@ -374,7 +396,7 @@ impl Personalisation {
         let config = &checkpoint.config;
         let petl = options
             .method
-            .petl_config(config.hidden_size, config.num_hidden_layers)
+            .petl_config(config.hidden_size, config.num_hidden_layers, options.size)
             .map_err(PersonaliseError::Method)?;
         let max_length = options.input_length(config.max_length);
         let load = LoadOptions {
@@ -440,17 +462,63 @@ mod tests {
     }
 
     #[test]
+    fn the_size_sets_widths_ranks_and_tokens() {
+        let config = |method: PersonaliseMethod, size| method.petl_config(128, 4, size).unwrap();
+        assert_eq!(
+            config(PersonaliseMethod::Adapter, None).adapters[0].reduction_rate,
+            16
+        );
+        assert_eq!(
+            config(PersonaliseMethod::Adapter, Some(32)).adapters[0].reduction_rate,
+            4
+        );
+        assert_eq!(
+            config(PersonaliseMethod::Moa, Some(32))
+                .moa
+                .unwrap()
+                .reduction_rate,
+            4
+        );
+        let lora = config(PersonaliseMethod::Lora, Some(4)).lora.unwrap();
+        assert_eq!(lora.reduction_rate, 32);
+        assert_eq!(
+            config(PersonaliseMethod::Prompt, Some(3))
+                .prompt
+                .unwrap()
+                .length,
+            3
+        );
+        assert_eq!(
+            config(PersonaliseMethod::Prefix, Some(5))
+                .prefix
+                .unwrap()
+                .length,
+            6
+        );
+        assert_eq!(
+            config(PersonaliseMethod::Linear, Some(7)),
+            config(PersonaliseMethod::Linear, None)
+        );
+        assert!(PersonaliseMethod::Adapter
+            .petl_config(128, 4, Some(0))
+            .is_err());
+        assert!(PersonaliseMethod::Prompt
+            .petl_config(128, 4, Some(1 << 20))
+            .is_err());
+    }
+
+    #[test]
     fn methods_parse_and_configure() {
         let a: PersonaliseMethod = "Adapter".parse().unwrap();
-        let c = a.petl_config(128, 4).unwrap();
+        let c = a.petl_config(128, 4, None).unwrap();
         assert_eq!(c.adapters.len(), 1);
         let l = "lora"
             .parse::<PersonaliseMethod>()
             .unwrap()
-            .petl_config(128, 4)
+            .petl_config(128, 4, None)
             .unwrap();
         assert!(l.lora.is_some());
-        let p = PersonaliseMethod::Linear.petl_config(128, 4).unwrap();
+        let p = PersonaliseMethod::Linear.petl_config(128, 4, None).unwrap();
         assert!(p.adapters.is_empty() && p.lora.is_none());
         assert!("full".parse::<PersonaliseMethod>().is_err());
         for method in PersonaliseMethod::ALL {
@@ -458,7 +526,7 @@ mod tests {
             let json = serde_json::to_string(&method).unwrap();
             assert_eq!(json, format!("\"{}\"", method.name()));
             for (d, layers) in [(128, 4), (768, 12)] {
-                let config = method.petl_config(d, layers);
+                let config = method.petl_config(d, layers, None);
                 assert!(config.is_ok(), "{method:?} at d {d}: {config:?}");
             }
         }

@@ -673,6 +673,22 @@ function drawCurve() {
   ctx.fillText(`step ${n}`, width - 60, height - 4);
 }
 
+// What the size box sets for each method (PersonaliseOptions::size); methods without one grey it out.
+const SIZE_MEANING = {
+  adapter: 'adapter width', houlsby: 'adapter width', conformer: 'adapter width', convpass: 'adapter width',
+  hydra: 'adapter width', moa: 'expert width', 'soft-moa': 'expert width', lora: 'LoRA rank',
+  prompt: 'prompt tokens', prefix: 'prefix vectors',
+};
+function updateSizeBox() {
+  const meaning = SIZE_MEANING[$('method').value];
+  $('size').disabled = !meaning;
+  $('size').placeholder = meaning ? `${meaning} (default)` : 'none';
+  $('size').title = meaning ? `The method's ${meaning}; empty: the page's default` : 'This method has no size';
+  if (!meaning) $('size').value = '';
+}
+$('method').addEventListener('change', updateSizeBox);
+updateSizeBox();
+
 $('train').addEventListener('click', async () => {
   const clips = [];
   const labels = [];
@@ -684,6 +700,8 @@ $('train').addEventListener('click', async () => {
   });
   const classNames = state.classes.map((c) => c.name);
   const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: Math.min(16, clips.length) };
+  const size = Number($('size').value);
+  if (!$('size').disabled && size > 0) options.size = size;
   curve.loss = [];
   curve.acc = [];
   $('curve').hidden = false;

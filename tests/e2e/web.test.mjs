@@ -262,6 +262,14 @@ function nativeScores(file, adapter, checkpoint) {
   return entry.top || entry.labels || entry.predictions;
 }
 
+// The `petl_ast` metadata of an adapter file (the safetensors header's `__metadata__`).
+function adapterMetadata(file) {
+  const bytes = readFileSync(file);
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+  return JSON.parse(header.__metadata__.petl_ast);
+}
+
 function assertClose(web, native, what) {
   const byLabel = new Map(native.map((p) => [p.label, p.score]));
   for (const p of web) {
@@ -455,10 +463,17 @@ async function singleThreadCpuScenario(url, words) {
     const probe = words[WORDS[1]][5];
     for (const method of ['prompt', 'bitfit', 'houlsby', 'ia3']) {
       await page.selectOption('#method', method);
+      // The size box sets the method's main size (here 4 prompt tokens); BitFit and IA³ have none.
+      assert.equal(await page.isDisabled('#size'), method === 'bitfit' || method === 'ia3', `${method}: size box`);
+      if (method === 'prompt') await page.fill('#size', '4');
       const training = await train(page, 1, `cpu1_${method}`);
       assert.equal(training.total_steps, 1, method);
       const adapter = await exportAdapter(page, `adapter-${method}.safetensors`);
       assertClose(await scoresOf(page, probe), nativeScores(probe, adapter), `${method} adapter: web vs native`);
+      if (method === 'prompt') {
+        assert.equal(adapterMetadata(adapter).petl.prompt.length, 4, 'the size box set the prompt length');
+        await page.fill('#size', '');
+      }
     }
     // A multi-file upload names every refused file and counts the accepted ones; a clip added
     // after training says the classes need training again.

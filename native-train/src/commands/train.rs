@@ -137,6 +137,7 @@ fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
         epochs: args.epochs.unwrap_or(defaults.epochs),
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         lr: args.lr,
+        size: defaults.size,
         max_length: args.max_length.unwrap_or(defaults.max_length),
         seed: args.seed,
         augment: defaults.augment,
@@ -338,7 +339,7 @@ impl<'a> Job<'a> {
             Some(options) => (
                 options
                     .method
-                    .petl_config(config.hidden_size, config.num_hidden_layers)
+                    .petl_config(config.hidden_size, config.num_hidden_layers, options.size)
                     .map_err(anyhow::Error::msg)?,
                 options.input_length(config.max_length),
             ),
