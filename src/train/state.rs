@@ -269,57 +269,8 @@ impl<M: Trainable> TrainState<M> {
             file: source.to_string(),
             message,
         };
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
-        let meta_map = header.metadata().clone().unwrap_or_default();
-        if meta_map.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(format(format!(
-                "metadata `format` is {:?}, expected {FORMAT:?}",
-                meta_map.get("format")
-            )));
-        }
-        let version = VERSION.to_string();
-        if meta_map.get("version") != Some(&version) {
-            return Err(format(format!(
-                "layout version {:?}, this build reads {VERSION}",
-                meta_map.get("version")
-            )));
-        }
-        let meta: Meta = meta_map
-            .get("petl_ast_state")
-            .ok_or_else(|| format("no `petl_ast_state` metadata".into()))
-            .and_then(|t| serde_json::from_str(t).map_err(|e| format(e.to_string())))?;
-        let now = serde_json::to_string(config).expect("the config serialises");
-        if meta.config != now {
-            return Err(StateError::Mismatch {
-                file: source.to_string(),
-                message: format!(
-                    "it was saved by a run with another training configuration (saved {}, now {now}); \
-                     resume with the same arguments",
-                    meta.config
-                ),
-            });
-        }
-        let mut tensors = HashMap::new();
-        let mut optimizer = None;
-        for (name, view) in st.tensors() {
-            match view.dtype() {
-                safetensors::Dtype::U8 if name == "optimizer" => {
-                    optimizer = Some(view.data().to_vec());
-                }
-                safetensors::Dtype::F32 => {
-                    let values = view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
-                    tensors.insert(name, (values, view.shape().to_vec()));
-                }
-                dtype => return Err(format(format!("tensor `{name}` has dtype {dtype:?}"))),
-            }
-        }
-        let optimizer = optimizer.ok_or_else(|| format("no `optimizer` tensor".into()))?;
+        let (tensors, optimizer) = read_tensors(bytes, source)?;
+        let meta = read_meta(bytes, source, config)?;
 
         let mut used = Vec::new();
         let mut problems = Vec::new();
@@ -385,6 +336,79 @@ impl<M: Trainable> TrainState<M> {
             history,
         })
     }
+}
+
+/// The run description in a state file's metadata, checked against this build and `config`.
+fn read_meta(bytes: &[u8], source: &str, config: &TrainConfig) -> Result<Meta, StateError> {
+    let format = |message: String| StateError::Format {
+        file: source.to_string(),
+        message,
+    };
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
+    let meta_map = header.metadata().clone().unwrap_or_default();
+    if meta_map.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(format(format!(
+            "metadata `format` is {:?}, expected {FORMAT:?}",
+            meta_map.get("format")
+        )));
+    }
+    let version = VERSION.to_string();
+    if meta_map.get("version") != Some(&version) {
+        return Err(format(format!(
+            "layout version {:?}, this build reads {VERSION}",
+            meta_map.get("version")
+        )));
+    }
+    let meta: Meta = meta_map
+        .get("petl_ast_state")
+        .ok_or_else(|| format("no `petl_ast_state` metadata".into()))
+        .and_then(|t| serde_json::from_str(t).map_err(|e| format(e.to_string())))?;
+    let now = serde_json::to_string(config).expect("the config serialises");
+    if meta.config != now {
+        return Err(StateError::Mismatch {
+            file: source.to_string(),
+            message: format!(
+                "it was saved by a run with another training configuration (saved {}, now {now}); \
+                 resume with the same arguments",
+                meta.config
+            ),
+        });
+    }
+    Ok(meta)
+}
+
+/// A state file's f32 tensors by name (values, shape) and its optimizer record.
+#[allow(clippy::type_complexity)]
+fn read_tensors(
+    bytes: &[u8],
+    source: &str,
+) -> Result<(HashMap<String, (Vec<f32>, Vec<usize>)>, Vec<u8>), StateError> {
+    let format = |message: String| StateError::Format {
+        file: source.to_string(),
+        message,
+    };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = HashMap::new();
+    let mut optimizer = None;
+    for (name, view) in st.tensors() {
+        match view.dtype() {
+            safetensors::Dtype::U8 if name == "optimizer" => {
+                optimizer = Some(view.data().to_vec());
+            }
+            safetensors::Dtype::F32 => {
+                let values = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                tensors.insert(name, (values, view.shape().to_vec()));
+            }
+            dtype => return Err(format(format!("tensor `{name}` has dtype {dtype:?}"))),
+        }
+    }
+    let optimizer = optimizer.ok_or_else(|| format("no `optimizer` tensor".into()))?;
+    Ok((tensors, optimizer))
 }
 
 #[cfg(test)]
