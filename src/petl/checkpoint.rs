@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::checkpoint::{MAX_CLASSES, MAX_INPUT_FRAMES};
-use crate::model::weights::{replacement, serialize_f32};
+use crate::model::weights::{replacement, serialize_f32, to_f32};
 use crate::model::{AstConfig, AstModel, LoadError, TensorProblem};
 
 use super::config::PetlConfig;
@@ -240,11 +240,7 @@ impl PetlModel {
                 });
                 continue;
             }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let values = to_f32(view.dtype(), view.data()).expect("an f32 tensor");
             tensors.insert(name, (values, view.shape().to_vec()));
         }
         let mut loader = Loader {

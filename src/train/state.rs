@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::weights::replacement;
+use crate::model::weights::{replacement, to_f32};
 
 use super::trainer::{adamw, EpochMetrics, TrainConfig, TrainState, Trainable};
 
@@ -397,11 +397,7 @@ fn read_tensors(
                 optimizer = Some(view.data().to_vec());
             }
             safetensors::Dtype::F32 => {
-                let values = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
+                let values = to_f32(view.dtype(), view.data()).expect("an f32 tensor");
                 tensors.insert(name, (values, view.shape().to_vec()));
             }
             dtype => return Err(format(format!("tensor `{name}` has dtype {dtype:?}"))),
