@@ -159,9 +159,19 @@ fn reduction_rate(d: usize) -> usize {
 }
 
 impl PersonaliseMethod {
-    /// Whether the method has a main size ([`PersonaliseOptions::size`]).
-    pub fn has_size(self) -> bool {
-        !matches!(self, Self::Linear | Self::Bitfit | Self::Ia3)
+    /// What [`PersonaliseOptions::size`] sets for this method, in words for the page; `None`
+    /// for the methods without a size (the page greys its size box out).
+    pub fn size_meaning(self) -> Option<&'static str> {
+        match self {
+            Self::Adapter | Self::Houlsby | Self::Conformer | Self::Convpass | Self::Hydra => {
+                Some("adapter width")
+            }
+            Self::Moa | Self::SoftMoa => Some("expert width"),
+            Self::Lora => Some("LoRA rank"),
+            Self::Prompt => Some("prompt tokens"),
+            Self::Prefix => Some("prefix vectors"),
+            Self::Linear | Self::Bitfit | Self::Ia3 => None,
+        }
     }
 
     /// The method's [`PetlConfig`] for a backbone of width `d` and `layers` layers: the paper's
@@ -499,6 +509,10 @@ mod tests {
             config(PersonaliseMethod::Linear, Some(7)),
             config(PersonaliseMethod::Linear, None)
         );
+        for method in PersonaliseMethod::ALL {
+            let sized = config(method, Some(2)) != config(method, None);
+            assert_eq!(sized, method.size_meaning().is_some(), "{method:?}");
+        }
         assert!(PersonaliseMethod::Adapter
             .petl_config(128, 4, Some(0))
             .is_err());

@@ -1,7 +1,7 @@
 // The page: microphone, spectrogram, classification results and the personalisation workflow.
 // Audio front-end code (wav decoding, fbank, utterance detection) runs here from the same Rust
 // crate as the native CLI; the model lives in a Web Worker (www/worker.js).
-import init, { decodeWav, spectrogram, UtteranceDetector, version } from '../petl-ast.js';
+import init, { decodeWav, methodSizeMeaning, spectrogram, UtteranceDetector, version } from '../petl-ast.js';
 import * as store from './store.js';
 
 const $ = (id) => document.getElementById(id);
@@ -673,21 +673,15 @@ function drawCurve() {
   ctx.fillText(`step ${n}`, width - 60, height - 4);
 }
 
-// What the size box sets for each method (PersonaliseOptions::size); methods without one grey it out.
-const SIZE_MEANING = {
-  adapter: 'adapter width', houlsby: 'adapter width', conformer: 'adapter width', convpass: 'adapter width',
-  hydra: 'adapter width', moa: 'expert width', 'soft-moa': 'expert width', lora: 'LoRA rank',
-  prompt: 'prompt tokens', prefix: 'prefix vectors',
-};
+// What the size box sets for the chosen method (PersonaliseOptions::size, said by the wasm
+// module once it is loaded); methods without one grey it out.
 function updateSizeBox() {
-  const meaning = SIZE_MEANING[$('method').value];
+  const meaning = methodSizeMeaning($('method').value);
   $('size').disabled = !meaning;
   $('size').placeholder = meaning ? `${meaning} (default)` : 'none';
   $('size').title = meaning ? `The method's ${meaning}; empty: the page's default` : 'This method has no size';
   if (!meaning) $('size').value = '';
 }
-$('method').addEventListener('change', updateSizeBox);
-updateSizeBox();
 
 $('train').addEventListener('click', async () => {
   const clips = [];
@@ -863,6 +857,8 @@ async function main() {
   }
   await init();
   $('version').textContent = `petl-ast ${version()}`;
+  $('method').addEventListener('change', updateSizeBox);
+  updateSizeBox();
   const wanted = params.get('backend') === 'cpu' ? 'cpu' : 'webgpu';
   // `?threads=1` keeps the CPU engine on one thread even where the threaded build could run.
   const threads = params.get('threads') === '1' ? 1 : undefined;

@@ -34,6 +34,14 @@ fn threads_in_pool() -> usize {
     1
 }
 
+/// What the size box sets for the personalisation method named `method` (e.g. "adapter
+/// width"), or nothing for a method without a size or an unknown name.
+#[wasm_bindgen(js_name = methodSizeMeaning)]
+pub fn method_size_meaning(method: &str) -> Option<String> {
+    let method: crate::personalise::PersonaliseMethod = method.parse().ok()?;
+    method.size_meaning().map(str::to_string)
+}
+
 /// Installs a panic hook that logs Rust panics to the console (called once per instance).
 #[wasm_bindgen(start)]
 pub fn start() {
