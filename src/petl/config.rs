@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::init::Init;
-use super::registry::{MethodConfig, PetlMethod, HEAD_LR};
+use super::registry::{MethodConfig, PetlMethod, FULL_LR, HEAD_LR, MODULE_LR};
 
 /// Where the classification head reads the encoder output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -349,8 +349,8 @@ impl PetlMethod for Backbone {
 
     fn learning_rate(&self) -> f64 {
         match self {
-            Backbone::Full => 5e-5,
-            Backbone::Bitfit => super::registry::MODULE_LR,
+            Backbone::Full => FULL_LR,
+            Backbone::Bitfit => MODULE_LR,
             Backbone::Frozen => HEAD_LR,
         }
     }

@@ -53,15 +53,7 @@ impl PetlModel {
         }
         let intermediate = model_config.intermediate_size;
         let hooks = (0..layers)
-            .map(|_| {
-                let mut hooks = Self::layer_hooks(petl, d, device);
-                hooks.added = petl
-                    .methods
-                    .iter()
-                    .map(|m| m.layer(d, intermediate, petl.init_mode(), device))
-                    .collect();
-                hooks
-            })
+            .map(|_| Self::layer_hooks(petl, d, intermediate, device))
             .collect();
         let bound = init::prompt_bound(model_config.patch_size, d);
         let prompts = petl
@@ -87,9 +79,21 @@ impl PetlModel {
         })
     }
 
-    fn layer_hooks(petl: &PetlConfig, d: usize, device: &Device) -> LayerHooks {
+    fn layer_hooks(
+        petl: &PetlConfig,
+        d: usize,
+        intermediate: usize,
+        device: &Device,
+    ) -> LayerHooks {
         let init_mode = petl.init_mode();
-        let mut hooks = LayerHooks::default();
+        let mut hooks = LayerHooks {
+            added: petl
+                .methods
+                .iter()
+                .map(|m| m.layer(d, intermediate, init_mode, device))
+                .collect(),
+            ..LayerHooks::default()
+        };
         for a in &petl.adapters {
             let sub = Self::sublayer_mut(&mut hooks, a.location);
             let adapter = Some(Adapter::new(a, d, init_mode, device));
@@ -337,7 +341,7 @@ mod tests {
     fn only_token_wise_hooks_outside_the_attention_sublayer_drop_rows() {
         let device = Device::flex();
         let d = 16;
-        let hooks = |petl: PetlConfig| PetlModel::layer_hooks(&petl, d, &device);
+        let hooks = |petl: PetlConfig| PetlModel::layer_hooks(&petl, d, 4 * d, &device);
         let lora = Some(LoraConfig {
             reduction_rate: 4,
             alpha: 8.0,

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::config::{ConfigError, Location};
 use super::init::Init;
 
+/// The paper's peak learning rate of full fine-tuning.
+pub const FULL_LR: f64 = 5e-5;
 /// The paper's peak learning rate of a method that adds modules (adapters, LoRA, MoA) or trains
 /// the biases (BitFit).
 pub const MODULE_LR: f64 = 5e-3;
