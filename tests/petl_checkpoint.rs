@@ -83,17 +83,10 @@ fn a_registered_method_saves_and_loads() {
     use burn::module::Param;
     use burn::tensor::{Distribution, Tensor};
     use petl_ast::petl::registry::LayerAddition;
-    use petl_ast::petl::{Method, MethodArgs};
+    use petl_ast::petl::Method;
 
     let (checkpoint, hash) = base();
-    let config = &checkpoint.config;
-    let petl = MethodArgs::for_method(Method::Ia3)
-        .to_config(config.hidden_size, config.num_hidden_layers)
-        .unwrap();
-    let ast = checkpoint
-        .load_backbone(&LoadOptions::default(), &device())
-        .unwrap();
-    let mut model = PetlModel::new(ast, config, &petl, 4, &device()).unwrap();
+    let mut model = common::petl_model(&checkpoint, Method::Ia3, 4);
     let random = |p: Option<Param<Tensor<1>>>| {
         p.map(|p| {
             let n = p.dims()[0];

@@ -61,20 +61,13 @@ fn a_broken_peft_folder_names_the_file() {
 fn ia3_reproduces_peft_ia3() {
     use burn::module::Param;
     use petl_ast::petl::registry::LayerAddition;
-    use petl_ast::petl::{Method, MethodArgs, PetlModel};
+    use petl_ast::petl::Method;
 
     let checkpoint = Checkpoint::from_dir(fixture("models/ast-tiny-s10")).unwrap();
     let reference = Reference::open("peft/ia3/reference.safetensors");
     let input = Reference::open("models/ast-tiny-s10/reference.safetensors")
         .tensor::<3>("input_values", &device());
-    let config = checkpoint.config.clone();
-    let petl = MethodArgs::for_method(Method::Ia3)
-        .to_config(config.hidden_size, config.num_hidden_layers)
-        .unwrap();
-    let ast = checkpoint
-        .load_backbone(&LoadOptions::default(), &device())
-        .unwrap();
-    let mut model = PetlModel::new(ast, &config, &petl, 3, &device()).unwrap();
+    let mut model = common::petl_model(&checkpoint, Method::Ia3, 3);
 
     let fresh = values(model.encode(input.clone()));
     let base = reference.get("base_last_hidden_state").0;

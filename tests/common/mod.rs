@@ -34,6 +34,23 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A PETL model of `method` (its default flags) on `checkpoint`'s backbone with a fresh head of
+/// `classes` classes, on the tests' CPU device.
+pub fn petl_model(
+    checkpoint: &petl_ast::model::Checkpoint,
+    method: petl_ast::petl::Method,
+    classes: usize,
+) -> petl_ast::petl::PetlModel {
+    let config = &checkpoint.config;
+    let petl = petl_ast::petl::MethodArgs::for_method(method)
+        .to_config(config.hidden_size, config.num_hidden_layers)
+        .unwrap();
+    let ast = checkpoint
+        .load_backbone(&petl_ast::model::LoadOptions::default(), &device())
+        .unwrap();
+    petl_ast::petl::PetlModel::new(ast, config, &petl, classes, &device()).unwrap()
+}
+
 /// The CPU device of the tests (the build's default CPU backend).
 pub fn device() -> Device {
     petl_ast::backend::cpu_device().expect("a CPU backend")
