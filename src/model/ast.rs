@@ -2,13 +2,14 @@
 //! (`ASTForAudioClassification`).
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::config::AstConfig;
 use super::embeddings::AstEmbeddings;
 use super::init;
 use super::layer::EncoderLayer;
+use super::norm::LayerNorm;
 use super::weights::WeightPath;
 
 /// The tokens `ASTModel`'s pooler averages: CLS and distillation.
@@ -28,9 +29,6 @@ pub struct AstModel {
     /// Number of input frames the position embeddings are made for.
     #[module(skip)]
     pub max_length: usize,
-    /// Epsilon of the final LayerNorm (`layer_norm_eps`).
-    #[module(skip)]
-    pub layer_norm_eps: f64,
 }
 
 /// Outputs of [`AstModel::forward_all`].
@@ -53,7 +51,6 @@ impl AstModel {
                 .collect(),
             norm: init::layer_norm(config, config.hidden_size, device),
             max_length,
-            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -75,7 +72,6 @@ impl AstModel {
                 .pp("layernorm")
                 .layer_norm(config.hidden_size, config.layer_norm_eps),
             max_length,
-            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -109,7 +105,7 @@ impl AstModel {
 
     /// The final LayerNorm (`layernorm`, through [`crate::kernels::layer_norm`]).
     pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
-        crate::kernels::layer_norm(&self.norm, self.layer_norm_eps, x)
+        self.norm.forward(x)
     }
 
     /// Forward pass that keeps every intermediate hidden state.

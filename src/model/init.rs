@@ -1,7 +1,9 @@
 //! Fresh initialisation of layers, as `transformers`' `ASTPreTrainedModel._init_weights` does it.
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::Linear;
+
+use super::norm::LayerNorm;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::config::AstConfig;
@@ -26,7 +28,5 @@ pub fn linear(
 
 /// A LayerNorm with unit gain and zero bias.
 pub fn layer_norm(config: &AstConfig, d: usize, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(d)
-        .with_epsilon(config.layer_norm_eps)
-        .init(device)
+    LayerNorm::new(d, config.layer_norm_eps, device)
 }

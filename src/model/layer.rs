@@ -3,12 +3,13 @@
 use std::ops::Range;
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::attention::SelfAttention;
 use super::config::{Activation, AstConfig};
 use super::init;
+use super::norm::LayerNorm;
 use super::weights::WeightPath;
 
 /// `x + MHSA(LN(x))`, then `h + MLP(LN(h))` with a GELU MLP of width `intermediate_size`.
@@ -27,9 +28,6 @@ pub struct EncoderLayer {
     /// MLP activation.
     #[module(skip)]
     pub activation: Activation,
-    /// Epsilon of both LayerNorms (`layer_norm_eps`).
-    #[module(skip)]
-    pub layer_norm_eps: f64,
     /// Training: recompute the MLP's expansion in the backward instead of keeping its GELU
     /// input ([`crate::kernels::linear_gelu`]); set by [`EncoderLayer::recompute_mlp_in_backward`].
     #[module(skip)]
@@ -48,7 +46,6 @@ impl EncoderLayer {
             mlp_in: init::linear(config, d, i, true, device),
             mlp_out: init::linear(config, i, d, true, device),
             activation: config.activation().expect("validated config"),
-            layer_norm_eps: config.layer_norm_eps,
             recompute_mlp: false,
         }
     }
@@ -65,7 +62,6 @@ impl EncoderLayer {
             mlp_in: path.pp("intermediate.dense").linear(d, i, true),
             mlp_out: path.pp("output.dense").linear(i, d, true),
             activation: config.activation().expect("validated config"),
-            layer_norm_eps: config.layer_norm_eps,
             recompute_mlp: false,
         }
     }
@@ -95,14 +91,14 @@ impl EncoderLayer {
         self
     }
 
-    /// `layernorm_before` (LayerNorm through [`crate::kernels::layer_norm`]).
+    /// `layernorm_before`.
     pub fn norm_before_attention(&self, x: Tensor<3>) -> Tensor<3> {
-        crate::kernels::layer_norm(&self.norm_attention, self.layer_norm_eps, x)
+        self.norm_attention.forward(x)
     }
 
-    /// `layernorm_after` (LayerNorm through [`crate::kernels::layer_norm`]).
+    /// `layernorm_after`.
     pub fn norm_before_mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        crate::kernels::layer_norm(&self.norm_mlp, self.layer_norm_eps, x)
+        self.norm_mlp.forward(x)
     }
 
     /// # Shapes
@@ -123,7 +119,7 @@ impl EncoderLayer {
     pub fn forward_rows(&self, x: Tensor<3>, rows: Range<usize>) -> Tensor<3> {
         let z = self.norm_before_attention(x.clone());
         let kept = |t: Tensor<3>| t.narrow(1, rows.start, rows.len());
-        let h = kept(x) + self.attention.forward_queries(kept(z.clone()), z);
+        let h = kept(x) + self.attention.forward_rows(kept(z.clone()), z);
         h.clone() + self.mlp(self.norm_before_mlp(h))
     }
 }

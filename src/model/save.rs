@@ -2,7 +2,9 @@
 //! (`config.json` + `model.safetensors` with the hub's tensor names), the inverse of
 //! [`Checkpoint::from_dir`](super::Checkpoint::from_dir).
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
+
+use super::norm::LayerNorm;
 
 use super::ast::AstForAudioClassification;
 use super::weights::{serialize_f32, transpose, NamedTensor};

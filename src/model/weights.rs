@@ -8,11 +8,12 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use super::error::{LoadError, TensorProblem};
+use super::norm::LayerNorm;
 
 /// A parsed safetensors file on its way into a model.
 pub struct Weights<'a> {
@@ -262,12 +263,11 @@ impl<'w, 'a> WeightPath<'w, 'a> {
 
     /// A PyTorch `nn.LayerNorm` stored as `weight` and `bias`.
     pub fn layer_norm(&self, d: usize, epsilon: f64) -> LayerNorm {
-        let mut norm = LayerNormConfig::new(d)
-            .with_epsilon(epsilon)
-            .init(&self.weights.device);
-        norm.gamma = self.tensor("weight", [d]);
-        norm.beta = Some(self.tensor("bias", [d]));
-        norm
+        LayerNorm {
+            gamma: self.tensor("weight", [d]),
+            beta: Some(self.tensor("bias", [d])),
+            epsilon,
+        }
     }
 }
 

@@ -6,14 +6,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{
-    BatchNorm, BatchNormConfig, Initializer, LayerNorm, LayerNormConfig, Linear, PaddingConfig1d,
-};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, PaddingConfig1d};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::{gelu, linear};
 use crate::model::activation::quick_gelu;
+use crate::model::norm::LayerNorm;
 
 use super::config::{
     AdapterBlock, AdapterConfig, ConfigError, Insertion, Location, Position, MAX_KERNEL,
@@ -150,7 +149,8 @@ impl Conformer {
             device,
         )));
         Self {
-            norm: LayerNormConfig::new(d).init(device),
+            // PyTorch `nn.LayerNorm`'s default ε, as the reference builds it.
+            norm: LayerNorm::new(d, 1e-5, device),
             pointwise_in,
             depthwise,
             batch_norm: BatchNormConfig::new(b).init(device),

@@ -10,7 +10,9 @@
 //! shift).
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
+
+use crate::model::norm::LayerNorm;
 use burn::tensor::{Device, Tensor};
 
 use super::trainer::{Evaluation, Example, TrainConfig, Trainable};
