@@ -193,7 +193,7 @@ fn lora_gradients_match_pytorch() {
 }
 
 /// Deep prompt tuning: layer 0 skips the prompt rows' own outputs, which layer 1 overwrites
-/// (`petl::layer::forward_dropping`); the gradients must still be PyTorch's, which computes
+/// (`petl::layer::forward_without_rows`); the gradients must still be PyTorch's, which computes
 /// them in full.
 #[test]
 fn deep_prompt_gradients_match_pytorch() {

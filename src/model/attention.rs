@@ -71,7 +71,7 @@ impl SelfAttention {
     /// - x: `[batch, tokens, d]` (already layer-normed)
     /// - output: `[batch, tokens, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.forward_queries(x.clone(), x)
+        self.forward_rows(x.clone(), x)
     }
 
     /// [`Self::forward`] for the rows of `queries` only, over the keys and values of every row
@@ -80,7 +80,7 @@ impl SelfAttention {
     /// # Shapes
     /// - queries: `[batch, rows, d]`; x: `[batch, tokens, d]` (both layer-normed)
     /// - output: `[batch, rows, d]`
-    pub fn forward_queries(&self, queries: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
+    pub fn forward_rows(&self, queries: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
         let q = self.split_heads(linear(&self.query, queries));
         let k = self.split_heads(linear(&self.key, x.clone()));
         let v = self.split_heads(linear(&self.value, x));

@@ -98,7 +98,7 @@ impl SublayerHooks {
 }
 
 impl LayerHooks {
-    /// Whether [`forward_dropping`] gives exactly the kept rows of [`forward`]: nothing at the
+    /// Whether [`forward_without_rows`] gives exactly the kept rows of [`forward`]: nothing at the
     /// attention sub-layer (its adapters would read the dropped rows' outputs), token-wise hooks
     /// at the MLP.
     pub fn can_drop_rows(&self) -> bool {
@@ -144,14 +144,14 @@ impl LayerHooks {
 
 /// Multi-head attention with LoRA and prefix hooks.
 pub fn attention(base: &SelfAttention, hooks: &LayerHooks, x: Tensor<3>) -> Tensor<3> {
-    attention_over(base, hooks, x.clone(), x)
+    attention_rows(base, hooks, x.clone(), x)
 }
 
 /// [`attention`] for the rows of `queries` only, over the keys and values of all rows of `x`
 /// (`queries` are rows of `x`, both layer-normed).
 // PETL_AST LoRA: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_LoRA.py#L82-L121
 // PETL_AST prefix: https://github.com/umbertocappellazzo/PETL_AST/blob/1fe23af5d2cf8003722510e55e1dcb36aef173c1/src/AST_prompt_tuning.py#L276-L285
-fn attention_over(
+fn attention_rows(
     base: &SelfAttention,
     hooks: &LayerHooks,
     queries: Tensor<3>,
@@ -209,7 +209,7 @@ pub fn forward(
 ///
 /// # Shapes
 /// - h: `[batch, tokens, d]`; output `[batch, tokens − dropped.len(), d]`
-pub fn forward_dropping(
+pub fn forward_without_rows(
     base: &EncoderLayer,
     hooks: &LayerHooks,
     h: Tensor<3>,
@@ -219,7 +219,7 @@ pub fn forward_dropping(
     let z1 = base.norm_before_attention(h.clone());
     let kept = |x: Tensor<3>| without_rows(x, dropped.clone());
     let z1_kept = kept(z1.clone());
-    let mhsa = attention_over(&base.attention, hooks, z1_kept.clone(), z1);
+    let mhsa = attention_rows(&base.attention, hooks, z1_kept.clone(), z1);
     let h1 = kept(h) + hooks.sublayer_output(Location::Mhsa, &z1_kept, mhsa);
     let z2 = base.norm_before_mlp(h1.clone());
     let ffn = hooks.ffn.apply(z2.clone(), |z| hooks.mlp(base, z));

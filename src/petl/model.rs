@@ -1,7 +1,9 @@
 //! [`PetlModel`]: the AST backbone, the PETL additions of every layer, prompts and the head.
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
+
+use crate::model::norm::LayerNorm;
 use burn::tensor::{Device, Tensor};
 
 use crate::model::{AstConfig, AstModel};
@@ -185,12 +187,12 @@ impl PetlModel {
     /// - input: `[batch, max_length, mel]`
     /// - output: `[batch, tokens, d]` (`tokens` = 1 + p + patches with prompts)
     pub fn encode(&self, input: Tensor<3>) -> Tensor<3> {
-        self.encode_rows(input, false)
+        self.encode_pooled_rows(input, false)
     }
 
     /// [`Self::encode`]; with `cls_only`, the last layer computes the CLS row only (where its
     /// hooks allow, [`LayerHooks::can_drop_rows`]; the other rows stay keys and values).
-    fn encode_rows(&self, input: Tensor<3>, cls_only: bool) -> Tensor<3> {
+    fn encode_pooled_rows(&self, input: Tensor<3>, cls_only: bool) -> Tensor<3> {
         let mut x = self.ast.embeddings.forward(input);
         if let Some(prompts) = &self.prompts {
             x = prompts.insert(x);
@@ -223,7 +225,7 @@ impl PetlModel {
             };
             match unread {
                 Some(rows) if hooks.can_drop_rows() => {
-                    x = layer::forward_dropping(base, hooks, x, rows);
+                    x = layer::forward_without_rows(base, hooks, x, rows);
                     dropped = true;
                 }
                 _ => {
@@ -254,7 +256,7 @@ impl PetlModel {
     /// - input: `[batch, max_length, mel]`; output `[batch, d]`
     pub fn pooled(&self, input: Tensor<3>) -> Tensor<2> {
         let cls_only = self.config.head == HeadInput::Cls;
-        self.pool(self.encode_rows(input, cls_only))
+        self.pool(self.encode_pooled_rows(input, cls_only))
     }
 
     /// Logits.

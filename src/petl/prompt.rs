@@ -57,7 +57,7 @@ impl Prompts {
 
     /// The token rows that the prompts of the layer after `layer` overwrite (`1…p`), when deep
     /// and `layer` is not the last of the `layers`: that layer need not compute their outputs
-    /// (see [`super::layer::forward_dropping`]).
+    /// (see [`super::layer::forward_without_rows`]).
     pub fn overwritten_after(&self, layer: usize, layers: usize) -> Option<Range<usize>> {
         (self.deep.is_some() && layer + 1 < layers).then(|| 1..1 + self.len())
     }
