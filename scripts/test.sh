@@ -17,6 +17,9 @@ threads_build=$!
 echo "== native tests"
 cargo test --release --workspace
 
+echo "== the GPU (wgpu) code compiles natively (no GPU here: checked, not run; scripts/gpu_check.sh runs it)"
+cargo check --workspace --features native-train/wgpu --all-targets
+
 echo "== wasm tests in headless Chromium (same features as the web app, so the build is shared)"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
   WASM_BINDGEN_TEST_TIMEOUT=600 \
