@@ -14,7 +14,9 @@ Writes (through a temporary folder renamed at the end, so a corpus is never half
     DIR/manifest.json            sources, voices, words, counts, settings and the command
 
 Speakers: espeak-ng (English accents and other languages reading English, each with its voice
-variants), flite's built-in voices and festival's installed voices. Each clip gets its own speed,
+variants), flite's built-in voices, festival's installed voices, and the MBROLA voices espeak-ng
+drives (Debian contrib `mbrola-*`: diphones of real speakers, the most natural timbres of the
+lot). Each clip gets its own speed,
 pitch, level, room reverberation, background noise (pink/white/brown or a desktop sound) and
 onset. Non-speech sounds from the installed sound themes are an extra vocabulary, and a
 `_noise_` class holds background without speech. Digits are spelt as words by the engines and
@@ -114,6 +116,13 @@ FLITE_VOICES = ["kal", "kal16", "awb", "rms"]
 FLITE_HELDOUT = ["slt"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone"]
 FESTIVAL_HELDOUT = ["cmu_us_slt_arctic_hts"]
+# MBROLA voices (Debian contrib `mbrola-*`) through espeak-ng: diphones cut from recordings of
+# real people, so real timbres. The English ones and those of other languages that espeak-ng
+# maps to English (`-en`). Held out: three that never speak in pretraining.
+MBROLA_VOICES = ["mb-us1", "mb-us2", "mb-en1", "mb-af1-en", "mb-de1-en", "mb-de2-en", "mb-de3-en",
+                 "mb-de4-en", "mb-de6-en", "mb-fr1-en", "mb-gr2-en", "mb-hu1-en", "mb-nl2-en",
+                 "mb-pl1-en", "mb-ro1-en", "mb-sw1-en", "mb-sw2-en"]
+MBROLA_HELDOUT = ["mb-us3", "mb-de5-en", "mb-fr4-en"]
 
 # FSDD speakers whose recordings may be perturbed into pretraining clips; theo and yweweler are the
 # held-out speakers of the few-shot benchmark and are never read.
@@ -139,6 +148,7 @@ class Engines:
         self.espeak = shutil.which("espeak-ng") is not None
         self.flite = [v for v in FLITE_VOICES + FLITE_HELDOUT if self._flite_ok(v)] if shutil.which("flite") else []
         self.festival = [v for v in FESTIVAL_VOICES + FESTIVAL_HELDOUT if self._festival_ok(v)] if shutil.which("festival") else []
+        self.mbrola = [v for v in MBROLA_VOICES if self._mbrola_ok(v)] if self.espeak else []
         if not self.espeak:
             warn("espeak-ng is not installed: its voices are skipped")
         if not shutil.which("flite"):
@@ -151,6 +161,15 @@ class Engines:
         for v in FESTIVAL_VOICES + FESTIVAL_HELDOUT:
             if shutil.which("festival") and v not in self.festival:
                 warn(f"festival voice {v} is not installed (Debian festvox-*): skipped")
+
+    def _mbrola_ok(self, voice):
+        out = self.scratch / f"probe-{voice}.wav"
+        try:
+            run(["espeak-ng", "-v", voice, "-w", str(out), "yes"], timeout=30)
+            return out.is_file() and out.stat().st_size > 1000
+        except (subprocess.SubprocessError, OSError):
+            warn(f"MBROLA voice {voice} does not speak (Debian contrib mbrola-{voice[3:6]}): skipped")
+            return False
 
     def _flite_ok(self, voice):
         out = self.scratch / f"probe-flite-{voice}.wav"
@@ -355,6 +374,20 @@ def fsdd_plans(dir, perturbations, microphones, rng):
     return plans
 
 
+def mbrola_plans(vocabulary, voices, renditions, digit_renditions, rng):
+    """Clips of every word by the MBROLA voices (`renditions` per word, `digit_renditions` per
+    digit), drawn with their own generator so that the rest of the corpus does not change."""
+    plans = []
+    for label, text in vocabulary:
+        count = digit_renditions if text in DIGITS else renditions
+        for r in range(count):
+            voice = ("espeak", voices[(r + rng.randrange(len(voices))) % len(voices)])
+            plan = clip_plan(rng, label, text, voice, True)
+            plan["file"] = f"mbrola-{r:03d}-{voice[1]}.wav"
+            plans.append(plan)
+    return plans
+
+
 def plans_for(vocabulary, pool, renditions, rng, heavy, sounds=(), noise_clips=0):
     plans = []
     for label, text in vocabulary:
@@ -392,21 +425,20 @@ def write_heldout_lists(dir, eval_pool):
     (dir / "heldout_voices.txt").write_text("\n".join(voice_list(eval_pool)) + "\n")
 
 
-def add_recordings(out, tmp, count, perturbations, microphones):
-    """Moves the perturbed FSDD takes made in `tmp/train` into the corpus in `out`."""
+def add_to_train(out, tmp, count, added):
+    """Moves the clips made in `tmp/train` into the corpus in `out`; `added` goes into its manifest."""
     manifest_path = out / "manifest.json"
     if not manifest_path.is_file():
-        sys.exit(f"make_pretrain_corpus: {manifest_path} is missing: --fsdd-only needs an existing corpus")
+        sys.exit(f"make_pretrain_corpus: {manifest_path} is missing: --fsdd-only and --mbrola-only need an existing corpus")
     for label_dir in (tmp / "train").iterdir():
         for clip in label_dir.iterdir():
             os.replace(clip, out / "train" / label_dir.name / clip.name)
     manifest = json.loads(manifest_path.read_text())
     manifest["clips"]["train"] = sum(1 for _ in (out / "train").rglob("*.wav"))
-    manifest.update(fsdd_perturbations=perturbations, fsdd_perturbed_clips=count,
-                    fsdd_microphones=microphones)
+    manifest.update(added)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp / "manifest.json", manifest_path)
-    print(f"make_pretrain_corpus: {count} perturbed FSDD takes added to {out / 'train'}")
+    print(f"make_pretrain_corpus: {count} clips added to {out / 'train'}")
 
 
 def replace_eval(out, tmp, eval_pool, failed, renditions):
@@ -443,6 +475,12 @@ def main():
                         help="pass three in four perturbed FSDD copies through another microphone (band limits, one resonance)")
     parser.add_argument("--fsdd-only", action="store_true",
                         help="add only the perturbed FSDD takes to an existing corpus's train/")
+    parser.add_argument("--mbrola-renditions", type=int, default=8,
+                        help="clips per pretraining word by the MBROLA voices (real timbres)")
+    parser.add_argument("--mbrola-digit-renditions", type=int, default=60,
+                        help="clips per digit by the MBROLA voices")
+    parser.add_argument("--mbrola-only", action="store_true",
+                        help="add only the MBROLA clips to an existing corpus's train/")
     parser.add_argument("--eval-only", action="store_true",
                         help="remake only the held-out set (eval/, heldout_*.txt) of an existing corpus")
     parser.add_argument("--seed", type=int, default=0)
@@ -475,16 +513,26 @@ def main():
         eval_plans = plans_for([(w, w) for w in HELDOUT_WORDS], eval_pool, args.eval_renditions, rng, False)
         recording_plans = fsdd_plans(args.fsdd, args.fsdd_perturbations, args.fsdd_microphones,
                                      random.Random(args.seed + 7))
-        if args.fsdd_only:
-            for label in {p["label"] for p in recording_plans}:
-                (tmp / "train" / label).mkdir(parents=True, exist_ok=True)
-            failures = synthesise(recording_plans, tmp / "train", scratch, themes, args.seed + 2)
-            check_failures(failures, len(recording_plans))
-            add_recordings(args.out, tmp, len(recording_plans) - len(failures), args.fsdd_perturbations,
-                           args.fsdd_microphones)
-            shutil.rmtree(tmp)
-            return
+        if not engines.mbrola:
+            warn("no MBROLA voice speaks (Debian contrib mbrola, mbrola-us1, …): no MBROLA clips")
+        mbrola = mbrola_plans(vocabulary, engines.mbrola, args.mbrola_renditions, args.mbrola_digit_renditions,
+                              random.Random(args.seed + 11)) if engines.mbrola else []
+        for only, plans, seed, added in ((args.fsdd_only, recording_plans, args.seed + 2,
+                                          dict(fsdd_perturbations=args.fsdd_perturbations, fsdd_microphones=args.fsdd_microphones)),
+                                         (args.mbrola_only, mbrola, args.seed + 3,
+                                          dict(mbrola_voices=engines.mbrola, mbrola_renditions=args.mbrola_renditions,
+                                               mbrola_digit_renditions=args.mbrola_digit_renditions))):
+            if only:
+                for label in {p["label"] for p in plans}:
+                    (tmp / "train" / label).mkdir(parents=True, exist_ok=True)
+                failures = synthesise(plans, tmp / "train", scratch, themes, seed)
+                check_failures(failures, len(plans))
+                add_to_train(args.out, tmp, len(plans) - len(failures), added)
+                shutil.rmtree(tmp)
+                return
         train_plans += recording_plans
+        # After the recordings, with the recordings' seeds unchanged: the MBROLA clips get their own.
+        train_plans += mbrola
         for plans, name in ((train_plans, "train"), (eval_plans, "eval"))[1 if args.eval_only else 0:]:
             for label in {p["label"] for p in plans}:
                 (tmp / name / label).mkdir(parents=True, exist_ok=True)
@@ -503,7 +551,7 @@ def main():
         counts = {name: sum(1 for _ in (tmp / name).rglob("*.wav")) for name in ("train", "eval")}
         (tmp / "words.txt").write_text("\n".join(labels) + "\n")
         write_heldout_lists(tmp, eval_pool)
-        (tmp / "voices.txt").write_text("\n".join(voice_list(train_pool)) + "\n")
+        (tmp / "voices.txt").write_text("\n".join(voice_list(train_pool + [("espeak", v) for v in engines.mbrola])) + "\n")
         digest = hashlib.sha256()
         for p in sorted((tmp / "train").rglob("*.wav")):
             digest.update(p.read_bytes())
@@ -512,12 +560,14 @@ def main():
             "seed": args.seed, "renditions": args.renditions, "eval_renditions": args.eval_renditions,
             "sources": {
                 "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip() if engines.espeak else None,
-                "flite": engines.flite, "festival": engines.festival,
+                "flite": engines.flite, "festival": engines.festival, "mbrola": engines.mbrola,
                 "sound_themes": [str(d) for d in SOUND_THEMES if d.is_dir()],
                 "real_speech": f"FSDD speakers {', '.join(FSDD_SPEAKERS)}: their takes as they are (read by pretrain-demo --data) and {args.fsdd_perturbations} speed/pitch/room-perturbed copies{' (three in four through another microphone)' if args.fsdd_microphones else ''} of each training take (index >= 10) here; theo and yweweler held out",
             },
             "labels": len(labels), "words": len(vocabulary), "sounds": [s[0] for s in sounds],
-            "train_voices": len(train_pool), "heldout_voices": len(eval_pool),
+            "train_voices": len(train_pool) + len(engines.mbrola), "heldout_voices": len(eval_pool),
+            "mbrola_heldout": MBROLA_HELDOUT, "mbrola_renditions": args.mbrola_renditions,
+            "mbrola_digit_renditions": args.mbrola_digit_renditions,
             "clips": counts, "failed": len(failures), "train_sha256": digest.hexdigest(),
             "augmentation": "speed, pitch, level 1-20 dB below full scale, reverb (p 0.5), noise at 8-35 dB SNR (p 0.6), onset 0.02-0.3 s",
         }
