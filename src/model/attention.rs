@@ -5,7 +5,6 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::config::AstConfig;
-use super::weights::WeightPath;
 use crate::kernels::linear;
 
 /// Multi-head scaled dot-product self-attention with an output projection
@@ -35,19 +34,6 @@ impl SelfAttention {
             key: linear(config.qkv_bias),
             value: linear(config.qkv_bias),
             output: linear(true),
-            num_heads: config.num_attention_heads,
-        }
-    }
-
-    /// Loads `attention.{query,key,value}` and `output.dense` under `path` (an `ASTAttention`).
-    pub fn load(config: &AstConfig, path: &WeightPath) -> Self {
-        let d = config.hidden_size;
-        let qkv = path.pp("attention");
-        Self {
-            query: qkv.pp("query").linear(d, d, config.qkv_bias),
-            key: qkv.pp("key").linear(d, d, config.qkv_bias),
-            value: qkv.pp("value").linear(d, d, config.qkv_bias),
-            output: path.pp("output.dense").linear(d, d, true),
             num_heads: config.num_attention_heads,
         }
     }

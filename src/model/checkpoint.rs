@@ -28,9 +28,9 @@ pub const MAX_CLASSES: usize = 1 << 16;
 const SLACK_VALUES: u128 = 1 << 20;
 
 /// Prefix of the backbone in an `ASTForAudioClassification` checkpoint.
-const BACKBONE_PREFIX: &str = "audio_spectrogram_transformer";
+pub const BACKBONE_PREFIX: &str = "audio_spectrogram_transformer";
 /// Prefix of the head in an `ASTForAudioClassification` checkpoint.
-const HEAD_PREFIX: &str = "classifier";
+pub const HEAD_PREFIX: &str = "classifier";
 
 /// How to build the model from a checkpoint.
 #[derive(Debug, Clone, Default)]

@@ -12,6 +12,32 @@ use super::init;
 use super::norm::LayerNorm;
 use super::weights::WeightPath;
 
+/// The hub's names of a layer's parts, relative to the layer (`encoder.layer.{i}`): the one place
+/// they are spelt, for loading ([`EncoderLayer::load`]), saving ([`super::save`]) and importing
+/// (`petl::import`, `petl::peft`).
+pub mod hub_names {
+    /// `ASTSelfAttention`'s query, key and value and the prefix of its extra tensors.
+    pub const SELF_ATTENTION: &str = "attention.attention";
+    /// Query projection.
+    pub const QUERY: &str = "attention.attention.query";
+    /// Key projection.
+    pub const KEY: &str = "attention.attention.key";
+    /// Value projection.
+    pub const VALUE: &str = "attention.attention.value";
+    /// `ASTSelfOutput`, holding the output projection `dense`.
+    pub const ATTENTION_OUTPUT: &str = "attention.output";
+    /// Output projection.
+    pub const OUTPUT: &str = "attention.output.dense";
+    /// MLP expansion.
+    pub const MLP_IN: &str = "intermediate.dense";
+    /// MLP projection.
+    pub const MLP_OUT: &str = "output.dense";
+    /// LayerNorm before attention.
+    pub const NORM_BEFORE: &str = "layernorm_before";
+    /// LayerNorm before the MLP.
+    pub const NORM_AFTER: &str = "layernorm_after";
+}
+
 /// `x + MHSA(LN(x))`, then `h + MLP(LN(h))` with a GELU MLP of width `intermediate_size`.
 #[derive(Module, Debug)]
 pub struct EncoderLayer {
@@ -55,15 +81,64 @@ impl EncoderLayer {
         let d = config.hidden_size;
         let i = config.intermediate_size;
         let eps = config.layer_norm_eps;
+        let qkv_bias = config.qkv_bias;
         Self {
-            norm_attention: path.pp("layernorm_before").layer_norm(d, eps),
-            attention: SelfAttention::load(config, &path.pp("attention")),
-            norm_mlp: path.pp("layernorm_after").layer_norm(d, eps),
-            mlp_in: path.pp("intermediate.dense").linear(d, i, true),
-            mlp_out: path.pp("output.dense").linear(i, d, true),
+            norm_attention: path.pp(hub_names::NORM_BEFORE).layer_norm(d, eps),
+            attention: SelfAttention {
+                query: path.pp(hub_names::QUERY).linear(d, d, qkv_bias),
+                key: path.pp(hub_names::KEY).linear(d, d, qkv_bias),
+                value: path.pp(hub_names::VALUE).linear(d, d, qkv_bias),
+                output: path.pp(hub_names::OUTPUT).linear(d, d, true),
+                num_heads: config.num_attention_heads,
+            },
+            norm_mlp: path.pp(hub_names::NORM_AFTER).layer_norm(d, eps),
+            mlp_in: path.pp(hub_names::MLP_IN).linear(d, i, true),
+            mlp_out: path.pp(hub_names::MLP_OUT).linear(i, d, true),
             activation: config.activation().expect("validated config"),
             recompute_mlp: false,
         }
+    }
+
+    /// Every Linear with its hub name ([`hub_names`]).
+    pub fn linears(&self) -> [(&'static str, &Linear); 6] {
+        let a = &self.attention;
+        [
+            (hub_names::QUERY, &a.query),
+            (hub_names::KEY, &a.key),
+            (hub_names::VALUE, &a.value),
+            (hub_names::OUTPUT, &a.output),
+            (hub_names::MLP_IN, &self.mlp_in),
+            (hub_names::MLP_OUT, &self.mlp_out),
+        ]
+    }
+
+    /// [`Self::linears`], mutable.
+    pub fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 6] {
+        let a = &mut self.attention;
+        [
+            (hub_names::QUERY, &mut a.query),
+            (hub_names::KEY, &mut a.key),
+            (hub_names::VALUE, &mut a.value),
+            (hub_names::OUTPUT, &mut a.output),
+            (hub_names::MLP_IN, &mut self.mlp_in),
+            (hub_names::MLP_OUT, &mut self.mlp_out),
+        ]
+    }
+
+    /// Both LayerNorms with their hub names.
+    pub fn norms_mut(&mut self) -> [(&'static str, &mut LayerNorm); 2] {
+        [
+            (hub_names::NORM_BEFORE, &mut self.norm_attention),
+            (hub_names::NORM_AFTER, &mut self.norm_mlp),
+        ]
+    }
+
+    /// Both LayerNorms with their hub names.
+    pub fn norms(&self) -> [(&'static str, &LayerNorm); 2] {
+        [
+            (hub_names::NORM_BEFORE, &self.norm_attention),
+            (hub_names::NORM_AFTER, &self.norm_mlp),
+        ]
     }
 
     /// The MLP without its residual: `W2 act(W1 x)`.

@@ -3,16 +3,26 @@
 //! [`Checkpoint::from_dir`](super::Checkpoint::from_dir).
 
 use burn::nn::Linear;
-
-use super::norm::LayerNorm;
+use burn::tensor::Tensor;
 
 use super::ast::AstForAudioClassification;
+use super::checkpoint::{BACKBONE_PREFIX, HEAD_PREFIX};
+use super::norm::LayerNorm;
 use super::weights::{serialize_f32, transpose, NamedTensor};
 
-/// Named tensors `(name, values, shape)` in the hub's layout (Linear weights `[out, in]`).
-pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<NamedTensor> {
-    let mut tensors: Vec<NamedTensor> = Vec::new();
-    let linear = |name: &str, l: &Linear, tensors: &mut Vec<NamedTensor>| {
+/// Collects tensors under the hub's names.
+#[derive(Default)]
+struct HubTensors(Vec<NamedTensor>);
+
+impl HubTensors {
+    fn tensor<const D: usize>(&mut self, name: String, t: Tensor<D>) {
+        let shape = t.dims().to_vec();
+        let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
+        self.0.push((name, values, shape));
+    }
+
+    /// A Linear as PyTorch stores it: `weight` `[out, in]`, `bias`.
+    fn linear(&mut self, name: &str, l: &Linear) {
         let [d_in, d_out] = l.weight.dims();
         let values = l
             .weight
@@ -20,112 +30,54 @@ pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<NamedTensor> {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        tensors.push((
-            format!("{name}.weight"),
-            transpose(&values, d_in, d_out),
-            vec![d_out, d_in],
-        ));
+        let transposed = transpose(&values, d_in, d_out);
+        self.0
+            .push((format!("{name}.weight"), transposed, vec![d_out, d_in]));
         if let Some(b) = &l.bias {
-            tensors.push((
-                format!("{name}.bias"),
-                b.val().into_data().try_to_vec::<f32>().unwrap_or_default(),
-                vec![d_out],
-            ));
+            self.tensor(format!("{name}.bias"), b.val());
         }
-    };
-    let norm = |name: &str, n: &LayerNorm, tensors: &mut Vec<NamedTensor>| {
-        let d = n.gamma.dims()[0];
-        tensors.push((
-            format!("{name}.weight"),
-            n.gamma
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default(),
-            vec![d],
-        ));
-        if let Some(b) = &n.beta {
-            tensors.push((
-                format!("{name}.bias"),
-                b.val().into_data().try_to_vec::<f32>().unwrap_or_default(),
-                vec![d],
-            ));
-        }
-    };
-    let p = "audio_spectrogram_transformer";
-    let e = &model.ast.embeddings;
-    for (name, t) in [
-        ("cls_token", e.cls_token.val()),
-        ("distillation_token", e.distillation_token.val()),
-        ("position_embeddings", e.position.val()),
-    ] {
-        let shape = t.dims().to_vec();
-        tensors.push((
-            format!("{p}.embeddings.{name}"),
-            t.into_data().try_to_vec::<f32>().unwrap_or_default(),
-            shape,
-        ));
     }
-    let w = e.patch.weight.val();
-    let shape = w.dims().to_vec();
-    tensors.push((
-        format!("{p}.embeddings.patch_embeddings.projection.weight"),
-        w.into_data().try_to_vec::<f32>().unwrap_or_default(),
-        shape,
-    ));
+
+    /// A LayerNorm as PyTorch stores it: `weight`, `bias`.
+    fn norm(&mut self, name: &str, n: &LayerNorm) {
+        self.tensor(format!("{name}.weight"), n.gamma.val());
+        if let Some(b) = &n.beta {
+            self.tensor(format!("{name}.bias"), b.val());
+        }
+    }
+}
+
+/// Named tensors `(name, values, shape)` in the hub's layout (Linear weights `[out, in]`).
+pub fn hf_tensors(model: &AstForAudioClassification) -> Vec<NamedTensor> {
+    let mut out = HubTensors::default();
+    let p = BACKBONE_PREFIX;
+    let e = &model.ast.embeddings;
+    out.tensor(format!("{p}.embeddings.cls_token"), e.cls_token.val());
+    out.tensor(
+        format!("{p}.embeddings.distillation_token"),
+        e.distillation_token.val(),
+    );
+    out.tensor(
+        format!("{p}.embeddings.position_embeddings"),
+        e.position.val(),
+    );
+    let projection = format!("{p}.embeddings.patch_embeddings.projection");
+    out.tensor(format!("{projection}.weight"), e.patch.weight.val());
     if let Some(b) = &e.patch.bias {
-        let values = b.val().into_data().try_to_vec::<f32>().unwrap_or_default();
-        let n = values.len();
-        tensors.push((
-            format!("{p}.embeddings.patch_embeddings.projection.bias"),
-            values,
-            vec![n],
-        ));
+        out.tensor(format!("{projection}.bias"), b.val());
     }
     for (i, layer) in model.ast.layers.iter().enumerate() {
-        let l = format!("{p}.encoder.layer.{i}");
-        let a = &layer.attention;
-        linear(
-            &format!("{l}.attention.attention.query"),
-            &a.query,
-            &mut tensors,
-        );
-        linear(
-            &format!("{l}.attention.attention.key"),
-            &a.key,
-            &mut tensors,
-        );
-        linear(
-            &format!("{l}.attention.attention.value"),
-            &a.value,
-            &mut tensors,
-        );
-        linear(
-            &format!("{l}.attention.output.dense"),
-            &a.output,
-            &mut tensors,
-        );
-        linear(
-            &format!("{l}.intermediate.dense"),
-            &layer.mlp_in,
-            &mut tensors,
-        );
-        linear(&format!("{l}.output.dense"), &layer.mlp_out, &mut tensors);
-        norm(
-            &format!("{l}.layernorm_before"),
-            &layer.norm_attention,
-            &mut tensors,
-        );
-        norm(
-            &format!("{l}.layernorm_after"),
-            &layer.norm_mlp,
-            &mut tensors,
-        );
+        for (name, linear) in layer.linears() {
+            out.linear(&format!("{p}.encoder.layer.{i}.{name}"), linear);
+        }
+        for (name, norm) in layer.norms() {
+            out.norm(&format!("{p}.encoder.layer.{i}.{name}"), norm);
+        }
     }
-    norm(&format!("{p}.layernorm"), &model.ast.norm, &mut tensors);
-    norm("classifier.layernorm", &model.head.norm, &mut tensors);
-    linear("classifier.dense", &model.head.dense, &mut tensors);
-    tensors
+    out.norm(&format!("{p}.layernorm"), &model.ast.norm);
+    out.norm(&format!("{HEAD_PREFIX}.layernorm"), &model.head.norm);
+    out.linear(&format!("{HEAD_PREFIX}.dense"), &model.head.dense);
+    out.0
 }
 
 /// `model.safetensors` bytes of `model`.
@@ -154,4 +106,41 @@ pub fn save_dir(
         &dir.join(super::checkpoint::CONFIG_FILE),
         config.to_json().as_bytes(),
     )
+}
+
+#[cfg(all(test, not(target_family = "wasm")))]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use safetensors::SafeTensors;
+
+    use super::*;
+    use crate::model::{Checkpoint, LoadOptions};
+
+    fn f32_tensors(bytes: &[u8]) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
+        let file = SafeTensors::deserialize(bytes).unwrap();
+        file.tensors()
+            .into_iter()
+            .map(|(name, view)| (name, (view.shape().to_vec(), view.data().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn saving_a_loaded_checkpoint_gives_back_its_tensors() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/speech-ast-tiny");
+        let checkpoint = Checkpoint::from_dir(dir).unwrap();
+        let device = crate::backend::cpu_device().unwrap();
+        let model = checkpoint
+            .load_classifier(&LoadOptions::default(), &device)
+            .unwrap();
+        let saved = f32_tensors(&safetensors_bytes(&model));
+        let original = f32_tensors(&checkpoint.weights);
+        assert_eq!(
+            saved.keys().collect::<Vec<_>>(),
+            original.keys().collect::<Vec<_>>()
+        );
+        for (name, tensor) in &original {
+            assert!(saved[name] == *tensor, "{name} differs");
+        }
+    }
 }

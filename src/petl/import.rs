@@ -12,6 +12,7 @@ use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::model::error::LoadError;
+use crate::model::layer::hub_names;
 use crate::model::weights::{WeightPath, Weights};
 use crate::model::{AstConfig, AstModel};
 
@@ -71,27 +72,25 @@ impl PetlModel {
         for (i, (layer, hooks)) in self.ast.layers.iter_mut().zip(&mut self.hooks).enumerate() {
             let path = model.pp("encoder.layer").pp(i);
             if self.config.backbone == Backbone::Bitfit {
-                let bias = |linear: &mut Linear, name: &str| {
+                for (name, linear) in layer.linears_mut() {
                     linear.bias = Some(path.pp(name).tensor("bias", [linear.weight.dims()[1]]));
-                };
-                bias(&mut layer.attention.query, "attention.attention.query");
-                bias(&mut layer.attention.key, "attention.attention.key");
-                bias(&mut layer.attention.value, "attention.attention.value");
-                bias(&mut layer.attention.output, "attention.output.dense");
-                bias(&mut layer.mlp_in, "intermediate.dense");
-                bias(&mut layer.mlp_out, "output.dense");
-                layer.norm_attention.beta = Some(path.pp("layernorm_before").tensor("bias", [d]));
-                layer.norm_mlp.beta = Some(path.pp("layernorm_after").tensor("bias", [d]));
+                }
+                for (name, norm) in layer.norms_mut() {
+                    norm.beta = Some(path.pp(name).tensor("bias", [d]));
+                }
             }
-            if train_before {
-                layer.norm_attention = path.pp("layernorm_before").layer_norm(d, eps);
-            }
-            if train_after {
-                layer.norm_mlp = path.pp("layernorm_after").layer_norm(d, eps);
+            for ((name, norm), trains) in layer
+                .norms_mut()
+                .into_iter()
+                .zip([train_before, train_after])
+            {
+                if trains {
+                    *norm = path.pp(name).layer_norm(d, eps);
+                }
             }
             import_sublayer(&mut hooks.mhsa, &path, Location::Mhsa, d);
             import_sublayer(&mut hooks.ffn, &path, Location::Ffn, d);
-            let qkv = path.pp("attention.attention");
+            let qkv = path.pp(hub_names::SELF_ATTENTION);
             let lora = &mut hooks.lora;
             for (delta, lower, upper) in [
                 (&mut lora.q, "q", "Q"),
@@ -103,7 +102,7 @@ impl PetlModel {
                 }
             }
             if let Some(delta) = &mut lora.o {
-                import_lora(delta, &path.pp("attention.output"), "o", "O", d);
+                import_lora(delta, &path.pp(hub_names::ATTENTION_OUTPUT), "o", "O", d);
             }
             if let Some(prefix) = &mut hooks.prefix {
                 let half = prefix.key.dims()[0];

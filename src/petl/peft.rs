@@ -49,15 +49,21 @@ fn linear_mut<'m>(model: &'m mut AstForAudioClassification, name: &str) -> Optio
         .or_else(|| name.strip_prefix("audio_spectrogram_transformer.layers."))?;
     let (index, part) = rest.split_once('.')?;
     let layer = model.ast.layers.get_mut(index.parse::<usize>().ok()?)?;
-    Some(match part {
-        "attention.attention.query" | "attention.q_proj" => &mut layer.attention.query,
-        "attention.attention.key" | "attention.k_proj" => &mut layer.attention.key,
-        "attention.attention.value" | "attention.v_proj" => &mut layer.attention.value,
-        "attention.output.dense" | "attention.o_proj" => &mut layer.attention.output,
-        "intermediate.dense" | "mlp.fc1" => &mut layer.mlp_in,
-        "output.dense" | "mlp.fc2" => &mut layer.mlp_out,
-        _ => return None,
-    })
+    // transformers 5 names the same six Linears, in the same order, after their role.
+    const TRANSFORMERS_5: [&str; 6] = [
+        "attention.q_proj",
+        "attention.k_proj",
+        "attention.v_proj",
+        "attention.o_proj",
+        "mlp.fc1",
+        "mlp.fc2",
+    ];
+    layer
+        .linears_mut()
+        .into_iter()
+        .zip(TRANSFORMERS_5)
+        .find(|((hub, _), v5)| part == *hub || part == *v5)
+        .map(|((_, linear), _)| linear)
 }
 
 /// Merges the LoRA updates of a PEFT folder into `model`.
