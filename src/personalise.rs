@@ -15,7 +15,7 @@ use std::str::FromStr;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{FeatureExtractor, AST_SAMPLE_RATE};
+use crate::audio::{resample, FeatureExtractor, AST_SAMPLE_RATE};
 use crate::model::{Checkpoint, LoadError, LoadOptions};
 use crate::petl::checkpoint::sha256_hex;
 use crate::petl::{
@@ -242,7 +242,8 @@ impl PersonaliseMethod {
 pub struct PersonaliseOptions {
     /// The method.
     pub method: PersonaliseMethod,
-    /// Passes over the clips.
+    /// Passes over the clips (and their speed-changed copies, see
+    /// [`PersonaliseOptions::speed_perturb`]).
     pub epochs: usize,
     /// Clips per step.
     pub batch_size: usize,
@@ -260,6 +261,10 @@ pub struct PersonaliseOptions {
     /// Each pass sees every clip shifted in time and with SpecAugment masks
     /// ([`PersonaliseOptions::AUGMENT_TIME_SHIFT`], [`PersonaliseOptions::AUGMENT_MASKS`]).
     pub augment: bool,
+    /// Speed perturbation: besides each clip, train on it played at each of
+    /// [`PersonaliseOptions::PERTURB_SPEEDS`] (tempo and pitch together, as Kaldi's speed
+    /// perturbation). The class means that start the head are those of the clips as recorded.
+    pub speed_perturb: bool,
 }
 
 impl PersonaliseOptions {
@@ -272,9 +277,43 @@ impl PersonaliseOptions {
         time_mask: 20,
     };
 
+    /// The speeds of [`PersonaliseOptions::speed_perturb`].
+    pub const PERTURB_SPEEDS: [f64; 2] = [0.9, 1.1];
+
     /// Input length in frames on a backbone that reads `backbone_max_length` frames.
     pub fn input_length(&self, backbone_max_length: usize) -> usize {
         self.max_length.min(backbone_max_length).max(16)
+    }
+
+    /// The speeds each clip is also trained at: [`PersonaliseOptions::PERTURB_SPEEDS`] with
+    /// [`PersonaliseOptions::speed_perturb`], else none.
+    pub fn speeds(&self) -> &'static [f64] {
+        if self.speed_perturb {
+            &Self::PERTURB_SPEEDS
+        } else {
+            &[]
+        }
+    }
+
+    /// The examples the recipe trains on: the features of `clips` (16 kHz samples, class) in
+    /// their order, then, with [`PersonaliseOptions::speed_perturb`], those of every clip at each
+    /// of [`PersonaliseOptions::PERTURB_SPEEDS`] in turn.
+    pub fn examples(
+        &self,
+        extractor: &FeatureExtractor,
+        clips: &[(Vec<f32>, usize)],
+    ) -> Vec<Example> {
+        let recorded = clips.iter().map(|(samples, label)| Example {
+            features: extractor.extract(samples),
+            label: *label,
+        });
+        let perturbed = self.speeds().iter().flat_map(|&speed| {
+            clips.iter().map(move |(samples, label)| Example {
+                features: extractor.extract(&speed_changed(samples, speed)),
+                label: *label,
+            })
+        });
+        recorded.chain(perturbed).collect()
     }
 
     /// The training settings of the recipe for `petl` on `examples` clips (also the CLI's
@@ -304,13 +343,14 @@ impl Default for PersonaliseOptions {
     fn default() -> Self {
         Self {
             method: PersonaliseMethod::Adapter,
-            epochs: 20,
+            epochs: 7,
             batch_size: 16,
             lr: None,
             size: None,
             max_length: 200,
             seed: 0,
             augment: false,
+            speed_perturb: true,
         }
     }
 }
@@ -422,21 +462,17 @@ impl Personalisation {
         let extractor = checkpoint
             .extractor(max_length)
             .map_err(|e| PersonaliseError::Method(e.to_string()))?;
-        let examples: Vec<Example> = clips
-            .iter()
-            .map(|(samples, label)| Example {
-                features: extractor.extract(samples),
-                label: *label,
-            })
-            .collect();
-        let train = options.train_config(&petl, examples.len());
+        let examples = options.examples(&extractor, clips);
+        let recorded = &examples[..clips.len()];
         let shape = [max_length, config.num_mel_bins];
         crate::train::session::check_examples(&examples, shape)?;
-        let means = ClassMeans::of(&model, &examples, shape, labels.len(), train.batch_size);
+        let batch_size = options.train_config(&petl, recorded.len()).batch_size;
+        let means = ClassMeans::of(&model, recorded, shape, labels.len(), batch_size);
         let held_out = HeldOut {
             predicted: means.leave_one_out(),
-            truth: examples.iter().map(|e| e.label).collect(),
+            truth: recorded.iter().map(|e| e.label).collect(),
         };
+        let train = options.train_config(&petl, examples.len());
         let model = means.into_head(model);
         let session = TrainSession::new(model, examples, shape, train)?;
         let metadata = AdapterMetadata {
@@ -459,9 +495,72 @@ impl Personalisation {
 /// Sample rate the clips must have.
 pub const SAMPLE_RATE: u32 = AST_SAMPLE_RATE;
 
+/// `samples` (16 kHz) played `speed` times as fast: read as if recorded at `speed` × 16 kHz and
+/// resampled to 16 kHz, so tempo and pitch change together. A clip the resampler refuses (it
+/// cannot be, at these rates) is returned as it is.
+pub fn speed_changed(samples: &[f32], speed: f64) -> Vec<f32> {
+    let from = (f64::from(SAMPLE_RATE) * speed).round() as u32;
+    resample(samples, from, SAMPLE_RATE).unwrap_or_else(|_| samples.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Zero crossings per second of `samples` at 16 kHz.
+    fn crossings_per_second(samples: &[f32]) -> f32 {
+        let crossings = samples.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0));
+        crossings.count() as f32 * SAMPLE_RATE as f32 / samples.len() as f32
+    }
+
+    #[test]
+    fn speed_changes_move_tempo_and_pitch_together() {
+        let tone: Vec<f32> = (0..16_000)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin())
+            .collect();
+        for speed in PersonaliseOptions::PERTURB_SPEEDS {
+            let changed = speed_changed(&tone, speed);
+            let expected_len = (16_000.0 / speed).round() as usize;
+            let speed = speed as f32;
+            assert!(
+                changed.len().abs_diff(expected_len) <= 1,
+                "{speed}: {}",
+                changed.len()
+            );
+            let pitch = crossings_per_second(&changed) / 2.0;
+            assert!(
+                (pitch / (440.0 * speed) - 1.0).abs() < 0.01,
+                "{speed}: {pitch} Hz"
+            );
+        }
+    }
+
+    #[test]
+    fn speed_perturbation_appends_each_speed_after_the_clips() {
+        let extractor = FeatureExtractor::new(Default::default()).unwrap();
+        let clip = |hz: f32| -> Vec<f32> {
+            (0..8_000)
+                .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / 16_000.0).sin() * 0.3)
+                .collect()
+        };
+        let clips = vec![(clip(300.0), 0), (clip(900.0), 1)];
+        let on = PersonaliseOptions::default();
+        assert!(on.speed_perturb);
+        let examples = on.examples(&extractor, &clips);
+        assert_eq!(
+            examples.len(),
+            2 * (1 + PersonaliseOptions::PERTURB_SPEEDS.len())
+        );
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        assert_eq!(labels, [0, 1, 0, 1, 0, 1]);
+        assert_eq!(examples[0].features, extractor.extract(&clips[0].0));
+        assert_ne!(examples[2].features, examples[0].features);
+        let off = PersonaliseOptions {
+            speed_perturb: false,
+            ..on
+        };
+        assert_eq!(off.examples(&extractor, &clips).len(), 2);
+    }
 
     #[test]
     fn reduction_rates_keep_eight_hidden_units() {

@@ -42,7 +42,6 @@ fn run(method: PersonaliseMethod) -> (Checkpoint, Classifier, Personalisation) {
     }
     let options = PersonaliseOptions {
         method,
-        epochs: 20,
         ..PersonaliseOptions::default()
     };
     let labels = DIGITS.iter().map(|d| format!("digit {d}")).collect();

@@ -693,7 +693,12 @@ $('train').addEventListener('click', async () => {
     }
   });
   const classNames = state.classes.map((c) => c.name);
-  const options = { method: $('method').value, epochs: Number($('epochs').value) || 20, batch_size: Math.min(16, clips.length) };
+  const options = {
+    method: $('method').value,
+    epochs: Number($('epochs').value) || 7,
+    batch_size: Math.min(16, clips.length),
+    speed_perturb: $('speed-perturb').checked,
+  };
   const size = Number($('size').value);
   if (!$('size').disabled && size > 0) options.size = size;
   curve.loss = [];

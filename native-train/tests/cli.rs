@@ -501,6 +501,49 @@ fn fsdd() -> PathBuf {
     fsdd
 }
 
+/// `train --recipe personalise` runs the page's recipe: each drawn clip also at the page's two
+/// other speeds, the head started from the class means.
+#[test]
+fn the_personalise_recipe_trains_on_speed_changed_copies() {
+    let fsdd = fsdd();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let args: Vec<String> = [
+        "train",
+        "--recipe",
+        "personalise",
+        "--dataset",
+        "fsdd",
+        "--data",
+        fsdd.to_str().unwrap(),
+        "--speakers",
+        "theo",
+        "--few-shot",
+        "2",
+        "--epochs",
+        "1",
+        "--no-cache",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = run_cli(&args, &[]);
+    assert_succeeded(&run);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("train: 40 speed-changed copies"),
+        "{stderr}"
+    );
+    let config = json_file(&out.join("config.json"));
+    assert_eq!(config["recipe"], "personalise");
+    assert_eq!(config["speeds"], serde_json::json!([0.9, 1.1]));
+    let results = json_file(&out.join("results.json"));
+    assert_eq!(results["train_clips"], 20);
+    assert!(results["test_accuracy"].as_f64().unwrap() > 0.3);
+}
+
 /// `train` arguments of a small, fast FSDD run into `out` (with SpecAugment, so the generator
 /// matters).
 fn small_train_args(fsdd: &Path, out: &Path, epochs: &str) -> Vec<String> {

@@ -239,8 +239,8 @@ impl Engine {
     }
 
     /// Prepares personalisation on `clips` (an array of 16 kHz sample arrays) with class indices
-    /// `labels` into `class_names`; `options` is `{method, epochs, batch_size, lr, max_length, augment,
-    /// seed}` (any may be left out). Returns `{total_steps, trainable_params, max_length}`.
+    /// `labels` into `class_names`; `options` is `{method, epochs, batch_size, lr, size, max_length,
+    /// augment, speed_perturb, seed}` (any may be left out). Returns `{total_steps, trainable_params, max_length}`.
     #[wasm_bindgen(js_name = startTraining)]
     pub fn start_training(
         &self,

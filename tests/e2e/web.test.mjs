@@ -389,7 +389,7 @@ async function cpuScenario(url, words) {
     assert.match(unknown, /Not sure/, 'an unknown word named as a known label');
 
     await addClasses(page, words, 'cpu');
-    await train(page, 20, 'cpu');
+    await train(page, 7, 'cpu');
     const predictions = await heldOut(page, words, 'cpu');
     // New words by new voices: at most one held-out clip of the nine wrong, none of the words lost.
     let total = 0;
@@ -457,7 +457,7 @@ async function singleThreadCpuScenario(url, words) {
     assert.equal(await page.textContent('#backend'), 'CPU (WebAssembly)');
     await digitMatchesNative(page, 'cpu1', 'CPU wasm (one thread) vs native');
     await addClasses(page, words, 'cpu1');
-    await train(page, 20, 'cpu1');
+    await train(page, 7, 'cpu1');
     // Other methods train in the page too, one step each; each exported file gives the page's
     // numbers natively.
     const probe = words[WORDS[1]][5];

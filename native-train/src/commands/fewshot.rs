@@ -64,6 +64,10 @@ pub struct Args {
     /// Time shift and SpecAugment masks during personalisation (`PersonaliseOptions::augment`).
     #[arg(long)]
     augment: bool,
+    /// Leave out the page's speed perturbation of the clips
+    /// (`PersonaliseOptions::speed_perturb`).
+    #[arg(long)]
+    no_speed_perturb: bool,
     /// Write every run's numbers as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -259,6 +263,7 @@ pub fn run(args: Args) -> Result<()> {
                     method,
                     seed: seed as u64,
                     augment: args.augment,
+                    speed_perturb: !args.no_speed_perturb,
                     ..PersonaliseOptions::default()
                 };
                 if let Some(epochs) = args.epochs {

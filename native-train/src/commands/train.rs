@@ -11,12 +11,12 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use petl_ast::audio::{AudioLimits, FeatureExtractor};
+use petl_ast::audio::{read_wav, to_16k, AudioLimits, FeatureExtractor};
 use petl_ast::data::cache::FbankCache;
-use petl_ast::data::Clip;
+use petl_ast::data::{self, Clip};
 use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
-use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
+use petl_ast::personalise::{speed_changed, PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
@@ -141,6 +141,7 @@ fn personalise_options(args: &Args) -> Result<PersonaliseOptions> {
         max_length: args.max_length.unwrap_or(defaults.max_length),
         seed: args.seed,
         augment: defaults.augment,
+        speed_perturb: defaults.speed_perturb,
     })
 }
 
@@ -414,6 +415,31 @@ impl<'a> Job<'a> {
         )
     }
 
+    /// The page recipe's speed-changed copies of `clips` ([`PersonaliseOptions::examples`]);
+    /// none for the paper's recipe.
+    fn speed_copies(&self, clips: &[Clip]) -> Result<Vec<Example>> {
+        let Some(options) = &self.personalise else {
+            return Ok(Vec::new());
+        };
+        let limits = AudioLimits {
+            max_seconds: self.args.max_seconds,
+        };
+        let mut copies = Vec::new();
+        for &speed in options.speeds() {
+            let (examples, _) =
+                data::features::examples_with(clips, self.args.skip_bad_files, |clip| {
+                    let audio = read_wav(&clip.path, &limits).map_err(|e| e.to_string())?;
+                    let samples = to_16k(audio).map_err(|e| e.to_string())?;
+                    Ok(self.extractor.extract(&speed_changed(&samples, speed)))
+                })?;
+            copies.extend(examples);
+        }
+        if !copies.is_empty() {
+            eprintln!("train: {} speed-changed copies", copies.len());
+        }
+        Ok(copies)
+    }
+
     /// The head-and-LayerNorm model to train on cached backbone features, when `model` is a
     /// linear probe whose inputs stay the same every epoch (and --full-probe-forward is off).
     fn cached_probe(&self, model: &PetlModel, train: &TrainConfig) -> Option<CachedProbe> {
@@ -488,9 +514,10 @@ impl<'a> Job<'a> {
             "params": model.param_counts(), "base_model": args.model.name(),
             "probe_on_cached_features": self.cached_probe(model, train).is_some(),
         });
-        if self.personalise.is_some() {
+        if let Some(options) = &self.personalise {
             // Only when set, so that runs of the paper's recipe keep their config (and --resume).
             config["recipe"] = json!("personalise");
+            config["speeds"] = json!(options.speeds());
         }
         config
     }
@@ -522,6 +549,15 @@ impl<'a> Job<'a> {
             None => &features.train,
         };
 
+        let train_clips = drawn_clips.as_deref().unwrap_or(&fold.splits.train);
+        let speed_copies = self.speed_copies(train_clips)?;
+        let with_copies: Vec<Example>;
+        let trained_on: &[Example] = if speed_copies.is_empty() {
+            train
+        } else {
+            with_copies = train.iter().cloned().chain(speed_copies).collect();
+            &with_copies
+        };
         let shape = self.shape();
         let valid = (!features.valid.is_empty()).then_some(features.valid.as_slice());
         let resume_from = (resume && state_path.is_file()).then_some(state_path.as_path());
@@ -540,7 +576,7 @@ impl<'a> Job<'a> {
             eprintln!("{}: no training state yet; starting", out.display());
         }
         let (model, history) =
-            self.train_model(model, train, valid, &train_config, out, resume_from)?;
+            self.train_model(model, trained_on, valid, &train_config, out, resume_from)?;
 
         let eval = predict_with_bar(&model, &features.test, self.batch_size, shape, "test");
         let metadata = AdapterMetadata {
