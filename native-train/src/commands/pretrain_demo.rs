@@ -3,7 +3,7 @@
 //! writes it as a Hugging Face checkpoint folder — the offline default of the CLI and the web app.
 //! Resumable (`--resume`) after any finished epoch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use petl_ast::audio::{AudioLimits, FeatureExtractor, FeatureExtractorConfig};
@@ -100,21 +100,7 @@ pub fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("cannot load the checkpoint in {}", dir.display()))
         })
         .transpose()?;
-    let mut config: AstConfig = match &init {
-        Some(checkpoint) => checkpoint.config.clone(),
-        None => serde_json::from_value(json!({
-        "hidden_size": args.hidden_size,
-        "num_hidden_layers": args.layers,
-        "num_attention_heads": args.heads,
-        "intermediate_size": 4 * args.hidden_size,
-        "frequency_stride": args.stride,
-        "time_stride": args.stride,
-        "max_length": args.max_length,
-        "model_type": "audio-spectrogram-transformer",
-        "architectures": ["ASTForAudioClassification"],
-        }))?,
-    };
-    config.max_length = args.max_length;
+    let mut config = model_config(&args, init.as_ref())?;
     let mut splits = data::fsdd::splits(&args.data, &DEMO_SPEAKERS)?;
     if let Some(corpus) = &args.corpus {
         add_corpus(&mut splits, &corpus.join("train"), args.corpus_valid_every)?;
@@ -147,60 +133,18 @@ pub fn run(args: Args) -> Result<()> {
         ast,
         head: ClassifierHead::new(&config, splits.labels.len(), &device),
     };
-    let train_config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer: OptimizerConfig {
-            lr: args.lr,
-            beta1: 0.9,
-            beta2: 0.98,
-            epsilon: 1e-6,
-            weight_decay: 0.05,
-        },
-        seed: args.seed,
-        spec_augment: Some(SpecAugment {
-            freq_mask: 16,
-            time_mask: 20,
-        }),
-        time_shift: (args.time_shift > 0).then_some(TimeShift {
-            max_frames: args.time_shift,
-        }),
-        max_bad_steps: 10,
-        warmup_steps: args.warmup_steps,
-        devices: Vec::new(),
-    };
+    let train_config = train_config(&args);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let shape = [args.max_length, config.num_mel_bins];
     let state_path = args.out.join(STATE_FILE);
-    let resume_from = (args.resume && state_path.is_file()).then_some(state_path.as_path());
-    if args.resume && resume_from.is_none() {
-        eprintln!(
-            "note: no {} to resume from; starting afresh",
-            state_path.display()
-        );
-    }
-    // What a resumed run must share with the run that wrote the state.
     let run_path = args.out.join(RUN_FILE);
-    let run_text = serde_json::to_string_pretty(&json!({
+    // What a resumed run must share with the run that wrote the state.
+    let run = json!({
         "config": &config, "train": &train_config, "train_clips": train_set.len(),
         "valid_clips": valid.len(), "init_from": &args.init_from,
-    }))?;
-    // Compared as read back from text on both sides (float parsing is not always exact).
-    let run: serde_json::Value = serde_json::from_str(&run_text)?;
-    if resume_from.is_some() {
-        let saved: Option<serde_json::Value> = std::fs::read_to_string(&run_path)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok());
-        anyhow::ensure!(
-            saved.as_ref() == Some(&run),
-            "{} was written by a run with other arguments or data; --resume needs the same ones \
-             (or start over without --resume)",
-            state_path.display()
-        );
-    } else {
-        write_atomic(&run_path, run_text.as_bytes())?;
-    }
+    });
+    let resume_from = resumable_state(&args, &state_path, &run_path, &run)?;
     let (model, history) = run_loop(
         initial_state(model, &train_config, resume_from, &args.out)?,
         &train_set,
@@ -244,6 +188,89 @@ pub fn run(args: Args) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The model's config: the checkpoint's when starting from one, else the sizes of `args`; the
+/// input length is `args`'s either way.
+fn model_config(args: &Args, init: Option<&Checkpoint>) -> Result<AstConfig> {
+    let mut config: AstConfig = match init {
+        Some(checkpoint) => checkpoint.config.clone(),
+        None => serde_json::from_value(json!({
+            "hidden_size": args.hidden_size,
+            "num_hidden_layers": args.layers,
+            "num_attention_heads": args.heads,
+            "intermediate_size": 4 * args.hidden_size,
+            "frequency_stride": args.stride,
+            "time_stride": args.stride,
+            "max_length": args.max_length,
+            "model_type": "audio-spectrogram-transformer",
+            "architectures": ["ASTForAudioClassification"],
+        }))?,
+    };
+    config.max_length = args.max_length;
+    Ok(config)
+}
+
+/// The pretraining recipe: AdamW (β 0.9 / 0.98, weight decay 0.05), warm-up then cosine decay,
+/// SpecAugment and a random time shift.
+fn train_config(args: &Args) -> TrainConfig {
+    TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        optimizer: OptimizerConfig {
+            lr: args.lr,
+            beta1: 0.9,
+            beta2: 0.98,
+            epsilon: 1e-6,
+            weight_decay: 0.05,
+        },
+        seed: args.seed,
+        spec_augment: Some(SpecAugment {
+            freq_mask: 16,
+            time_mask: 20,
+        }),
+        time_shift: (args.time_shift > 0).then_some(TimeShift {
+            max_frames: args.time_shift,
+        }),
+        max_bad_steps: 10,
+        warmup_steps: args.warmup_steps,
+        devices: Vec::new(),
+    }
+}
+
+/// With `--resume`, the state to continue when there is one and `run_path` says it was written
+/// by a run of the same `run` settings (refused otherwise); without, none, and `run` is written
+/// for a later resume.
+fn resumable_state<'p>(
+    args: &Args,
+    state_path: &'p Path,
+    run_path: &Path,
+    run: &serde_json::Value,
+) -> Result<Option<&'p Path>> {
+    let run_text = serde_json::to_string_pretty(run)?;
+    // Compared as read back from text on both sides (float parsing is not always exact).
+    let run: serde_json::Value = serde_json::from_str(&run_text)?;
+    let resume_from = (args.resume && state_path.is_file()).then_some(state_path);
+    if args.resume && resume_from.is_none() {
+        eprintln!(
+            "note: no {} to resume from; starting afresh",
+            state_path.display()
+        );
+    }
+    if resume_from.is_some() {
+        let saved: Option<serde_json::Value> = std::fs::read_to_string(run_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        anyhow::ensure!(
+            saved.as_ref() == Some(&run),
+            "{} was written by a run with other arguments or data; --resume needs the same ones \
+             (or start over without --resume)",
+            state_path.display()
+        );
+    } else {
+        write_atomic(run_path, run_text.as_bytes())?;
+    }
+    Ok(resume_from)
 }
 
 /// Adds the corpus `train/<label>/*.wav` folders to FSDD's `splits`: labels are the union (FSDD's
