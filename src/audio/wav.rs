@@ -154,26 +154,7 @@ fn decode_stream<R: Read>(
         )
     })?;
     let spec = wav.spec();
-    if spec.channels == 0 {
-        return Err(AudioError::ZeroChannels { origin: origin_s() });
-    }
-    if spec.sample_rate == 0 {
-        return Err(AudioError::ZeroSampleRate { origin: origin_s() });
-    }
-    let supported = matches!(
-        (spec.sample_format, spec.bits_per_sample),
-        (SampleFormat::Int, 8 | 16 | 24 | 32) | (SampleFormat::Float, 32)
-    );
-    if !supported {
-        let kind = match spec.sample_format {
-            SampleFormat::Int => "integer PCM",
-            SampleFormat::Float => "float",
-        };
-        return Err(AudioError::UnsupportedFormat {
-            origin: origin_s(),
-            format: format!("{}-bit {kind}", spec.bits_per_sample),
-        });
-    }
+    check_spec(&spec, origin)?;
 
     let channels = u64::from(spec.channels);
     let frames = u64::from(wav.duration());
@@ -240,6 +221,33 @@ fn decode_stream<R: Read>(
         }),
         Err(Some(e)) => Err(header_error(e, origin, fmt.as_ref(), false, "")),
     }
+}
+
+/// Refuses what the decoder cannot read: no channels, a zero rate, a sample format other than
+/// 8/16/24/32-bit integer or 32-bit float.
+fn check_spec(spec: &hound::WavSpec, origin: &str) -> Result<(), AudioError> {
+    let origin = || origin.to_string();
+    if spec.channels == 0 {
+        return Err(AudioError::ZeroChannels { origin: origin() });
+    }
+    if spec.sample_rate == 0 {
+        return Err(AudioError::ZeroSampleRate { origin: origin() });
+    }
+    let supported = matches!(
+        (spec.sample_format, spec.bits_per_sample),
+        (SampleFormat::Int, 8 | 16 | 24 | 32) | (SampleFormat::Float, 32)
+    );
+    if !supported {
+        let kind = match spec.sample_format {
+            SampleFormat::Int => "integer PCM",
+            SampleFormat::Float => "float",
+        };
+        return Err(AudioError::UnsupportedFormat {
+            origin: origin(),
+            format: format!("{}-bit {kind}", spec.bits_per_sample),
+        });
+    }
+    Ok(())
 }
 
 /// The index and value of the first NaN or infinite sample.
