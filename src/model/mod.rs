@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod error;
 pub mod init;
 pub mod layer;
+pub mod named_params;
 pub mod norm;
 pub mod position;
 pub mod quantize;

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::checkpoint::{MAX_CLASSES, MAX_INPUT_FRAMES};
-use crate::model::weights::{replacement, serialize_f32, to_f32};
+use crate::model::named_params::{self, Replacement};
+use crate::model::weights::{serialize_f32, to_f32};
 use crate::model::{AstConfig, AstModel, LoadError, TensorProblem};
 
 use super::config::PetlConfig;
@@ -38,76 +39,11 @@ pub struct AdapterMetadata {
 /// Module subtrees saved whole: everything the methods add, and the head.
 const METHOD_ROOTS: &[&str] = &["hooks", "prompts", "head"];
 
-/// Collects `(path, values, shape)` of the parameters to save.
-struct Collector {
-    path: Vec<String>,
-    trainable: Option<std::collections::HashSet<String>>,
-    out: Vec<(String, Tensor<1>, Vec<usize>)>,
-    names: Vec<String>,
-}
-
-impl ModuleVisitor for Collector {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = self.path.join(".");
-        match &self.trainable {
-            // First pass (training view): remember which paths train.
-            None => {
-                if param.is_require_grad() {
-                    self.names.push(name);
-                }
-            }
-            Some(trainable) => {
-                let method = METHOD_ROOTS
-                    .iter()
-                    .any(|r| name == *r || name.starts_with(&format!("{r}.")));
-                if method || trainable.contains(&name) {
-                    let t = param.val();
-                    let shape = t.dims().to_vec();
-                    self.out.push((name, t.flatten::<1>(0, D - 1), shape));
-                }
-            }
-        }
-    }
-}
-
-/// Replaces parameters by the file's tensors, by path.
-struct Loader<'a> {
-    path: Vec<String>,
-    tensors: &'a HashMap<String, (Vec<f32>, Vec<usize>)>,
-    used: Vec<String>,
-    problems: Vec<TensorProblem>,
-}
-
-impl ModuleMapper for Loader<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = self.path.join(".");
-        let Some((values, shape)) = self.tensors.get(&name) else {
-            return param;
-        };
-        self.used.push(name.clone());
-        let expected = param.dims().to_vec();
-        if *shape != expected {
-            self.problems.push(TensorProblem::Shape {
-                name,
-                expected,
-                found: shape.clone(),
-            });
-            return param;
-        }
-        param.map(|t| replacement(&t, values, shape))
-    }
+/// Whether `path` lies in a subtree an adapter file saves whole ([`METHOD_ROOTS`]).
+fn in_method_roots(path: &str) -> bool {
+    METHOD_ROOTS
+        .iter()
+        .any(|r| path == *r || path.starts_with(&format!("{r}.")))
 }
 
 /// The safetensors bytes of an adapter file.
@@ -138,21 +74,20 @@ impl PetlModel {
     /// The tensors an adapter file holds, flattened, with their names and shapes (not read back
     /// from the device yet).
     pub fn adapter_tensors(&self) -> Vec<(String, Tensor<1>, Vec<usize>)> {
-        let mut first = Collector {
-            path: Vec::new(),
-            trainable: None,
-            out: Vec::new(),
-            names: Vec::new(),
-        };
-        self.clone().train().visit(&mut first);
-        let mut second = Collector {
-            path: Vec::new(),
-            trainable: Some(first.names.into_iter().collect()),
-            out: Vec::new(),
-            names: Vec::new(),
-        };
-        self.visit(&mut second);
-        second.out
+        // Which parameters train is only visible on the training view of the model.
+        let mut trainable = std::collections::HashSet::new();
+        named_params::visit(&self.clone().train(), |p| {
+            if p.trains {
+                trainable.insert(p.path.to_string());
+            }
+        });
+        let mut out = Vec::new();
+        named_params::visit(self, |p| {
+            if in_method_roots(p.path) || trainable.contains(p.path) {
+                out.push((p.path.to_string(), p.value, p.shape));
+            }
+        });
+        out
     }
 
     /// Serialises the trained tensors with `metadata` into safetensors bytes (blocking readback).
@@ -243,15 +178,20 @@ impl PetlModel {
             let values = to_f32(view.dtype(), view.data()).expect("an f32 tensor");
             tensors.insert(name, (values, view.shape().to_vec()));
         }
-        let mut loader = Loader {
-            path: Vec::new(),
-            tensors: &tensors,
-            used: Vec::new(),
-            problems,
-        };
-        let model = model.map(&mut loader);
-        let mut problems = loader.problems;
-        let used: std::collections::HashSet<_> = loader.used.into_iter().collect();
+        let mut used = std::collections::HashSet::new();
+        let model = named_params::map(model, |path, expected, _| {
+            let (values, shape) = tensors.get(path)?;
+            used.insert(path.to_string());
+            if shape != expected {
+                problems.push(TensorProblem::Shape {
+                    name: path.to_string(),
+                    expected: expected.to_vec(),
+                    found: shape.clone(),
+                });
+                return None;
+            }
+            Some(Replacement { values, id: None })
+        });
         let mut unexpected: Vec<_> = tensors
             .keys()
             .filter(|n| !used.contains(*n))

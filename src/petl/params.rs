@@ -1,11 +1,12 @@
 //! Counting parameters: total, trainable, and the paper's split into what the method adds versus
 //! the head (classifier + final LayerNorm).
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::module::Module;
+
 use serde::Serialize;
 
 use super::model::PetlModel;
+use crate::model::named_params;
 
 /// Parameter counts of a [`PetlModel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,27 +22,17 @@ pub struct ParamCounts {
     pub head: usize,
 }
 
-#[derive(Default)]
-struct Counter {
-    total: usize,
-    trainable: usize,
-}
-
-impl ModuleVisitor for Counter {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let n = param.shape().num_elements();
-        self.total += n;
-        if param.is_require_grad() {
-            self.trainable += n;
-        }
-    }
-}
-
 /// `(total, trainable)` of any module.
 pub fn count<M: Module>(module: &M) -> (usize, usize) {
-    let mut counter = Counter::default();
-    module.visit(&mut counter);
-    (counter.total, counter.trainable)
+    let (mut total, mut trainable) = (0, 0);
+    named_params::visit(module, |p| {
+        let n: usize = p.shape.iter().product();
+        total += n;
+        if p.trains {
+            trainable += n;
+        }
+    });
+    (total, trainable)
 }
 
 impl PetlModel {

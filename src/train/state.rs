@@ -12,13 +12,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Bytes, Tensor};
+use burn::module::{Module, ParamId};
+use burn::tensor::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::weights::{replacement, to_f32};
+use crate::model::named_params::{self, Replacement};
+use crate::model::weights::to_f32;
 
 use super::trainer::{adamw, EpochMetrics, TrainConfig, TrainState, Trainable};
 
@@ -122,74 +123,15 @@ impl SavedMetrics {
 }
 
 /// `(path, id, values, shape)` of every parameter that requires a gradient.
-#[derive(Default)]
-struct TrainableParams {
-    path: Vec<String>,
-    out: Vec<(String, u64, Vec<f32>, Vec<usize>)>,
-}
-
-impl ModuleVisitor for TrainableParams {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if param.is_require_grad() {
-            let t = param.val();
-            let shape = t.dims().to_vec();
-            let values = t.into_data().try_to_vec::<f32>().unwrap_or_default();
-            self.out
-                .push((self.path.join("."), param.id.val(), values, shape));
-        }
-    }
-}
-
 fn trainable<M: Module>(model: &M) -> Vec<(String, u64, Vec<f32>, Vec<usize>)> {
-    let mut visitor = TrainableParams::default();
-    model.visit(&mut visitor);
-    visitor.out
-}
-
-/// Puts the saved values (and ids) into the trainable parameters of a fresh model.
-struct Restore<'a> {
-    path: Vec<String>,
-    prefix: &'a str,
-    tensors: &'a HashMap<String, (Vec<f32>, Vec<usize>)>,
-    ids: &'a BTreeMap<String, u64>,
-    used: Vec<String>,
-    problems: Vec<String>,
-}
-
-impl ModuleMapper for Restore<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.path.join(".");
-        let name = format!("{}.{path}", self.prefix);
-        let Some((values, shape)) = self.tensors.get(&name) else {
-            if param.is_require_grad() {
-                self.problems.push(format!("`{name}` is missing"));
-            }
-            return param;
-        };
-        self.used.push(name.clone());
-        let expected = param.dims().to_vec();
-        if *shape != expected {
-            self.problems.push(format!(
-                "`{name}` has shape {shape:?}, the model {expected:?}"
-            ));
-            return param;
+    let mut out = Vec::new();
+    named_params::visit(model, |p| {
+        if p.trains {
+            let values = p.value.into_data().try_to_vec::<f32>().unwrap_or_default();
+            out.push((p.path.to_string(), p.id.val(), values, p.shape));
         }
-        let (id, tensor, mapper) = param.consume();
-        let id = self.ids.get(&path).map_or(id, |&v| ParamId::from(v));
-        Param::from_mapped_value(id, replacement(&tensor, values, shape), mapper)
-    }
+    });
+    out
 }
 
 impl<M: Trainable> TrainState<M> {
@@ -274,19 +216,26 @@ impl<M: Trainable> TrainState<M> {
 
         let mut used = Vec::new();
         let mut problems = Vec::new();
+        // Puts the values (and ids) saved under `prefix` into the trainable parameters of `model`.
         let mut restore = |prefix: &str, model: M| {
-            let mut mapper = Restore {
-                path: Vec::new(),
-                prefix,
-                tensors: &tensors,
-                ids: &meta.param_ids,
-                used: Vec::new(),
-                problems: Vec::new(),
-            };
-            let model = model.map(&mut mapper);
-            used.extend(mapper.used);
-            problems.extend(mapper.problems);
-            model
+            named_params::map(model, |path, expected, trains| {
+                let name = format!("{prefix}.{path}");
+                let Some((values, shape)) = tensors.get(&name) else {
+                    if trains {
+                        problems.push(format!("`{name}` is missing"));
+                    }
+                    return None;
+                };
+                used.push(name.clone());
+                if shape != expected {
+                    problems.push(format!(
+                        "`{name}` has shape {shape:?}, the model {expected:?}"
+                    ));
+                    return None;
+                }
+                let id = meta.param_ids.get(path).map(|&v| ParamId::from(v));
+                Some(Replacement { values, id })
+            })
         };
         let best = match &meta.best_accuracy {
             Some(a) => Some((parse_exact(a, source)?, restore("best", model.clone()))),
