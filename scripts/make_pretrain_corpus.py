@@ -14,9 +14,9 @@ Writes (through a temporary folder renamed at the end, so a corpus is never half
     DIR/manifest.json            sources, voices, words, counts, settings and the command
 
 Speakers: espeak-ng (English accents and other languages reading English, each with its voice
-variants), flite's built-in voices, festival's installed voices, and the MBROLA voices espeak-ng
-drives (Debian contrib `mbrola-*`: diphones of real speakers, the most natural timbres of the
-lot). Each clip gets its own speed,
+variants), flite's built-in voices, festival's installed voices and, with `--mbrola-renditions`,
+the MBROLA voices espeak-ng drives (Debian contrib `mbrola-*`: diphones of real speakers, the most
+natural timbres of the lot). Each clip gets its own speed,
 pitch, level, room reverberation, background noise (pink/white/brown or a desktop sound) and
 onset. Non-speech sounds from the installed sound themes are an extra vocabulary, and a
 `_noise_` class holds background without speech. Digits are spelt as words by the engines and
@@ -143,12 +143,12 @@ def run(args, **kw):
 class Engines:
     """Which engines and voices answer on this machine."""
 
-    def __init__(self, scratch):
+    def __init__(self, scratch, mbrola):
         self.scratch = scratch
         self.espeak = shutil.which("espeak-ng") is not None
         self.flite = [v for v in FLITE_VOICES + FLITE_HELDOUT if self._flite_ok(v)] if shutil.which("flite") else []
         self.festival = [v for v in FESTIVAL_VOICES + FESTIVAL_HELDOUT if self._festival_ok(v)] if shutil.which("festival") else []
-        self.mbrola = [v for v in MBROLA_VOICES if self._mbrola_ok(v)] if self.espeak else []
+        self.mbrola = [v for v in MBROLA_VOICES if self._mbrola_ok(v)] if self.espeak and mbrola else []
         if not self.espeak:
             warn("espeak-ng is not installed: its voices are skipped")
         if not shutil.which("flite"):
@@ -475,10 +475,10 @@ def main():
                         help="pass three in four perturbed FSDD copies through another microphone (band limits, one resonance)")
     parser.add_argument("--fsdd-only", action="store_true",
                         help="add only the perturbed FSDD takes to an existing corpus's train/")
-    parser.add_argument("--mbrola-renditions", type=int, default=8,
-                        help="clips per pretraining word by the MBROLA voices (real timbres)")
-    parser.add_argument("--mbrola-digit-renditions", type=int, default=60,
-                        help="clips per digit by the MBROLA voices")
+    parser.add_argument("--mbrola-renditions", type=int, default=0,
+                        help="clips per pretraining word by the MBROLA voices (real timbres; the built-in backbone: 0)")
+    parser.add_argument("--mbrola-digit-renditions", type=int, default=0,
+                        help="clips per digit by the MBROLA voices (the built-in backbone: 0)")
     parser.add_argument("--mbrola-only", action="store_true",
                         help="add only the MBROLA clips to an existing corpus's train/")
     parser.add_argument("--eval-only", action="store_true",
@@ -498,7 +498,7 @@ def main():
     scratch = tmp / "scratch"
     scratch.mkdir()
     try:
-        engines = Engines(scratch)
+        engines = Engines(scratch, args.mbrola_renditions + args.mbrola_digit_renditions > 0)
         train_pool, eval_pool = voice_pool(engines, False), voice_pool(engines, True)
         if not train_pool or not eval_pool:
             sys.exit("make_pretrain_corpus: no speech engine works (install espeak-ng, flite or festival)")
@@ -513,7 +513,7 @@ def main():
         eval_plans = plans_for([(w, w) for w in HELDOUT_WORDS], eval_pool, args.eval_renditions, rng, False)
         recording_plans = fsdd_plans(args.fsdd, args.fsdd_perturbations, args.fsdd_microphones,
                                      random.Random(args.seed + 7))
-        if not engines.mbrola:
+        if not engines.mbrola and args.mbrola_renditions + args.mbrola_digit_renditions > 0:
             warn("no MBROLA voice speaks (Debian contrib mbrola, mbrola-us1, …): no MBROLA clips")
         mbrola = mbrola_plans(vocabulary, engines.mbrola, args.mbrola_renditions, args.mbrola_digit_renditions,
                               random.Random(args.seed + 11)) if engines.mbrola else []
