@@ -40,6 +40,9 @@ enum Command {
     /// Sum up run folders: a Table-I markdown table and figures (accuracy vs parameters,
     /// curves, confusion matrices, t-SNE of the test embeddings).
     Report(commands::report::Args),
+    /// Write a randomly initialised AST (default: the AST-base shape, 527 labels) as a Hugging Face
+    /// folder.
+    Init(commands::init::Args),
     /// Rewrite a checkpoint folder with smaller weights (f16, bf16, or int8 Linear weights).
     Quantize(commands::quantize::Args),
     /// Count the total and trainable parameters of a PETL method on a checkpoint.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::PretrainDemo(args) => commands::pretrain_demo::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::Init(args) => commands::init::run(args),
         Command::BenchTrain(args) => commands::bench_train::run(args),
     };
     match result {

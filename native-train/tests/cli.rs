@@ -501,6 +501,59 @@ fn fsdd() -> PathBuf {
     fsdd
 }
 
+/// `init` writes a random checkpoint of a config's shape with the asked labels, which
+/// `classify` loads like any other.
+#[test]
+fn init_writes_a_random_checkpoint_that_classifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("random");
+    let config = fixture("models/ast-tiny-s10/config.json");
+    let args: Vec<String> = [
+        "init",
+        "--config",
+        config.to_str().unwrap(),
+        "--labels",
+        "3",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_succeeded(&run_cli(&args, &[]));
+    let written = json_file(&out.join("config.json"));
+    let source = json_file(&config);
+    assert_eq!(written["hidden_size"], source["hidden_size"]);
+    assert_eq!(written["id2label"]["2"], "label 2");
+    let clip = clip_paths().remove(0);
+    let classify = native_train(&[
+        "classify",
+        "--json",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        &clip,
+    ]);
+    assert!(
+        classify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classify.stderr)
+    );
+    assert_eq!(logits_of(&classify.stdout).len(), 3);
+    let refused = run_cli(
+        &[
+            "init".into(),
+            "--labels".into(),
+            "0".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ],
+        &[],
+    );
+    assert_refused_with(&refused, "--labels must be at least 1");
+}
+
 /// `train --recipe personalise` runs the page's recipe: each drawn clip also at the page's two
 /// other speeds, the head started from the class means.
 #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use crate::model::{AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
+use crate::model::{AstConfig, AstForAudioClassification};
 
 /// `config.json` of the tiny test checkpoint `tests/fixtures/models/ast-tiny-s10` (d 64,
 /// 2 layers, 4 heads, 100 frames, 10 labels): the PETL_AST and PEFT fixtures were made for it.
@@ -39,10 +39,8 @@ pub fn tiny_weights() -> &'static [u8] {
     WEIGHTS.get_or_init(|| {
         let config = tiny_config();
         let device = super::device();
-        let model = AstForAudioClassification {
-            ast: AstModel::new(config, config.max_length, &device),
-            head: ClassifierHead::new(config, config.num_labels(), &device),
-        };
+        let model =
+            AstForAudioClassification::new(config, config.max_length, config.num_labels(), &device);
         crate::model::save::safetensors_bytes(&model)
     })
 }

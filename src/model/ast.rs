@@ -179,6 +179,14 @@ pub struct AstForAudioClassification {
 }
 
 impl AstForAudioClassification {
+    /// Random initialisation for inputs of `max_length` frames, with `num_labels` outputs.
+    pub fn new(config: &AstConfig, max_length: usize, num_labels: usize, device: &Device) -> Self {
+        Self {
+            ast: AstModel::new(config, max_length, device),
+            head: ClassifierHead::new(config, num_labels, device),
+        }
+    }
+
     /// # Shapes
     /// - input: `[batch, max_length, mel]` normalised fbank
     /// - output: logits `[batch, num_labels]`

@@ -9,8 +9,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use petl_ast::backend::{cpu_device, Backend};
 use petl_ast::model::{
-    save::safetensors_bytes, AstConfig, AstForAudioClassification, AstModel, Checkpoint,
-    ClassifierHead, LoadOptions,
+    save::safetensors_bytes, AstConfig, AstForAudioClassification, Checkpoint, LoadOptions,
 };
 use serde_json::json;
 
@@ -92,10 +91,7 @@ fn random_ast_base(max_length: usize) -> Result<Checkpoint> {
     };
     let labels: Vec<String> = (0..527).map(|i| format!("label {i}")).collect();
     config.set_labels(&labels);
-    let model = AstForAudioClassification {
-        ast: AstModel::new(&config, max_length, &device),
-        head: ClassifierHead::new(&config, labels.len(), &device),
-    };
+    let model = AstForAudioClassification::new(&config, max_length, labels.len(), &device);
     Ok(Checkpoint::from_parts(
         &config.to_json(),
         "AST-base (random)/config.json",

@@ -8,7 +8,7 @@ use anyhow::Result;
 use burn::tensor::{Distribution, Tensor};
 use petl_ast::audio::{Fbank, FbankConfig};
 use petl_ast::backend::Backend;
-use petl_ast::model::{AstConfig, AstForAudioClassification, AstModel, ClassifierHead};
+use petl_ast::model::{AstConfig, AstForAudioClassification};
 use serde_json::json;
 
 /// Arguments of `bench`.
@@ -124,10 +124,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect()
     };
     for (batch, max_length) in cases {
-        let model = AstForAudioClassification {
-            ast: AstModel::new(&config, max_length, &device),
-            head: ClassifierHead::new(&config, 527, &device),
-        };
+        let model = AstForAudioClassification::new(&config, max_length, 527, &device);
         let input = Tensor::<3>::random(
             [batch, max_length, config.num_mel_bins],
             Distribution::Normal(0.0, 0.5),

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod datasets;
 pub mod features;
 pub mod fewshot;
+pub mod init;
 pub mod params;
 pub mod pretrain_demo;
 pub mod quantize;
