@@ -8,7 +8,13 @@ import init, { createEngine } from '../petl-ast.js';
 // The single-threaded module is instantiated only where it runs (WebGPU, or the CPU without the
 // threaded build), so a threaded page compiles one module in this worker, not two.
 let plainModule = null;
-const plain = () => (plainModule ??= init());
+// The WebAssembly memory of the module that runs the engine (its size is the page's footprint).
+let wasmMemory = null;
+const plain = () =>
+  (plainModule ??= init().then((exports) => {
+    wasmMemory = exports.memory;
+    return exports;
+  }));
 let engine = null;
 let stopRequested = false;
 let queue = Promise.resolve();
@@ -34,7 +40,7 @@ async function threadedCpuEngine() {
   if (threads < 2) return { reason: 'one logical core' };
   try {
     const pkg = await import('../threads/petl-ast.js');
-    await pkg.default();
+    wasmMemory = (await pkg.default()).memory;
     await pkg.initThreadPool(threads);
     return { engine: await pkg.createEngine('cpu'), threads: pkg.cpuThreads() };
   } catch (e) {
@@ -114,6 +120,10 @@ const ops = {
       await new Promise((r) => setTimeout(r, 0));
     }
     return { stopped: false, seconds: (performance.now() - t0) / 1000, last, ...started };
+  },
+
+  async memory() {
+    return { bytes: wasmMemory ? wasmMemory.buffer.byteLength : null };
   },
 
   async usePersonal({ personal }) {

@@ -16,9 +16,12 @@
 //      Cache Storage on reload, a download cut half-way (hubScenario).
 //   4. WebGPU (SwiftShader): the base model and the CPU-trained adapter give the native numbers;
 //      a short training run on WebGPU exports an adapter whose native logits match the page's.
+//   5. Only with `--only ast-base` (too slow for every CI run): the AudioSet AST's shape (random
+//      weights, 527 labels, f16 download), its load, Cache Storage, native-equal scores on the
+//      threaded CPU, adapter training steps and the page's memory (astBaseScenario).
 //
 // Screenshots of the main states and a timing summary (web-bench.json) go to $E2E_OUT
-// (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu|hub]
+// (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu|hub|ast-base]
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -499,24 +502,28 @@ async function singleThreadCpuScenario(url, words) {
 // the progress bar moves to the end, the classification matches the native CLI on the same f16
 // weights, a reload loads it from Cache Storage without a request, and a download cut half-way
 // says so, caches nothing and leaves the loaded model in place.
+// Loads the model at the hub URL `base` through the page's model form; returns the values the
+// download progress bar showed.
+async function downloadFromHub(page, base, timeout) {
+  await page.evaluate(() => {
+    window.progressSeen = [];
+    new MutationObserver(() => window.progressSeen.push(document.querySelector('#download-progress').value))
+      .observe(document.querySelector('#download-text'), { childList: true, characterData: true, subtree: true });
+  });
+  await page.evaluate(() => { document.querySelector('details').open = true; });
+  await page.fill('#model-url', base);
+  await page.click('#load-url');
+  await page.waitForFunction(() => !document.querySelector('#load-url').disabled, null, { timeout });
+  return page.evaluate(() => window.progressSeen);
+}
+
 async function hubScenario(url) {
   const half = makeHubRepos();
   const browser = await launch({ webgpu: false });
   try {
     const { page, errors } = await open(browser, url);
     const repo = `${url}hub/petl/speech-ast-tiny/resolve/main/`;
-    const download = async (base) => {
-      await page.evaluate(() => {
-        window.progressSeen = [];
-        new MutationObserver(() => window.progressSeen.push(document.querySelector('#download-progress').value))
-          .observe(document.querySelector('#download-text'), { childList: true, characterData: true, subtree: true });
-      });
-      await page.evaluate(() => { document.querySelector('details').open = true; });
-      await page.fill('#model-url', base);
-      await page.click('#load-url');
-      await page.waitForFunction(() => !document.querySelector('#load-url').disabled, null, { timeout: 120_000 });
-      return page.evaluate(() => window.progressSeen);
-    };
+    const download = (base) => downloadFromHub(page, base, 120_000);
     const weightRequests = () => requests.filter((r) => r.startsWith('/hub/petl/speech-ast-tiny/') && r.endsWith('.safetensors'));
     const seen = await download(repo);
     assert.match(await page.textContent('#status'), /Ready: 127\.0\.0\.1.*loaded/, await page.textContent('#message'));
@@ -558,6 +565,58 @@ async function hubScenario(url) {
     log('too-large model message:', tooLarge);
     assert.match(tooLarge, /needs about \d+\.\d GiB .* at most 4 GiB/);
     assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'the loaded model after a refused one');
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
+  } finally {
+    await browser.close();
+  }
+}
+
+// AST-base in the page (`--only ast-base`; not in the default run: about N minutes on 2 cores):
+// the AudioSet model's shape (d 768, 12 layers, 527 labels; random weights from `native-train
+// init`) served as a hub repo with its f16 file, downloaded with progress, loaded again from Cache
+// Storage, classified on the threaded CPU as natively, and personalised for a few adapter steps.
+async function astBaseScenario(url, words) {
+  const full = join(WORK, 'ast-base');
+  const half = join(WORK, 'ast-base-f16');
+  sh(NATIVE, ['init', '--out', full]);
+  sh(NATIVE, ['quantize', '--checkpoint', full, '--dtype', 'f16', '--out', half]);
+  const dir = join(HUB, 'petl/ast-base');
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'preprocessor_config.json', 'model.safetensors']) writeFileSync(join(dir, f), readFileSync(join(full, f)));
+  writeFileSync(join(dir, 'model.fp16.safetensors'), readFileSync(join(half, 'model.safetensors')));
+  bench.ast_base_f16_bytes = statSync(join(dir, 'model.fp16.safetensors')).size;
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await open(browser, url);
+    const repo = `${url}hub/petl/ast-base/resolve/main/`;
+    const weightRequests = () => requests.filter((r) => r.startsWith('/hub/petl/ast-base/') && r.endsWith('.safetensors'));
+    let t0 = Date.now();
+    const seen = await downloadFromHub(page, repo, 900_000);
+    bench.ast_base_download_and_load_s = (Date.now() - t0) / 1000;
+    assert.match(await page.textContent('#status'), /Ready: .*loaded/, await page.textContent('#message'));
+    assert.deepEqual(weightRequests(), ['/hub/petl/ast-base/resolve/main/model.fp16.safetensors'], 'the f16 file, and only it');
+    assert.ok(seen.some((v) => v > 0 && v < 1) && Math.max(...seen) === 1, `progress ${seen.slice(0, 5)}…${seen.slice(-3)}`);
+    bench.ast_base_memory_after_load_bytes = (await page.evaluate(() => window.petlCall('memory'))).bytes;
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    t0 = Date.now();
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'AST-base f16: page (CPU threads) vs native');
+    bench.ast_base_first_classification_ms = Date.now() - t0;
+    bench.ast_base_classification_ms = await classifyMs(page, digit, 1);
+    await shot(page, '11-ast-base-loaded');
+
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 180_000 });
+    t0 = Date.now();
+    await downloadFromHub(page, repo, 900_000);
+    bench.ast_base_load_from_cache_s = (Date.now() - t0) / 1000;
+    assert.match(await page.textContent('#download-text'), /from cache/);
+    assert.equal(weightRequests().length, 1, 'the second load asked the server for the weights again');
+
+    await addClasses(page, words, 'ast_base');
+    await page.uncheck('#speed-perturb');
+    const training = await train(page, 1, 'cpu_ast_base');
+    bench.ast_base_memory_after_training_bytes = (await page.evaluate(() => window.petlCall('memory'))).bytes;
+    log(`AST-base: ${training.total_steps} adapter steps, ${(bench.cpu_ast_base_step_ms / 1000).toFixed(1)} s each; memory ${bench.ast_base_memory_after_training_bytes} bytes`);
     assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
   } finally {
     await browser.close();
@@ -611,6 +670,7 @@ async function main() {
     const fromCpu = !only || only === 'cpu' ? await cpuScenario(url, words) : null;
     if (!only || only === 'cpu') await singleThreadCpuScenario(url, words);
     if (!only || only === 'cpu' || only === 'hub') await hubScenario(url);
+    if (only === 'ast-base') await astBaseScenario(url, words);
     if (!only || only === 'webgpu') {
       await digitFromMicrophone(url);
       await webgpuScenario(url, words, fromCpu);
