@@ -316,9 +316,9 @@ impl PersonaliseOptions {
         recorded.chain(perturbed).collect()
     }
 
-    /// The training settings of the recipe for `petl` on `examples` clips (also the CLI's
-    /// `train --recipe personalise`).
-    pub fn train_config(&self, petl: &PetlConfig, examples: usize) -> TrainConfig {
+    /// The training settings of the recipe for `petl` on `clips` recorded clips (also the CLI's
+    /// `train --recipe personalise`): batches hold at most that many examples.
+    pub fn train_config(&self, petl: &PetlConfig, clips: usize) -> TrainConfig {
         let mut optimizer = OptimizerConfig::paper(petl);
         optimizer.lr = self.lr.unwrap_or(match self.method {
             // The paper's 1e-3 is for thousands of steps; a personalisation run has tens.
@@ -327,7 +327,7 @@ impl PersonaliseOptions {
         });
         TrainConfig {
             epochs: self.epochs.max(1),
-            batch_size: self.batch_size.clamp(1, examples.max(1)),
+            batch_size: self.batch_size.clamp(1, clips.max(1)),
             optimizer,
             seed: self.seed,
             spec_augment: self.augment.then_some(Self::AUGMENT_MASKS),
@@ -466,13 +466,14 @@ impl Personalisation {
         let recorded = &examples[..clips.len()];
         let shape = [max_length, config.num_mel_bins];
         crate::train::session::check_examples(&examples, shape)?;
-        let batch_size = options.train_config(&petl, recorded.len()).batch_size;
-        let means = ClassMeans::of(&model, recorded, shape, labels.len(), batch_size);
+        // Batches of at most as many examples as clips were recorded (as the page asks), so that a
+        // handful of clips still gets several steps per pass over them and their copies.
+        let train = options.train_config(&petl, clips.len());
+        let means = ClassMeans::of(&model, recorded, shape, labels.len(), train.batch_size);
         let held_out = HeldOut {
             predicted: means.leave_one_out(),
             truth: recorded.iter().map(|e| e.label).collect(),
         };
-        let train = options.train_config(&petl, examples.len());
         let model = means.into_head(model);
         let session = TrainSession::new(model, examples, shape, train)?;
         let metadata = AdapterMetadata {

@@ -471,7 +471,8 @@ impl<'a> Job<'a> {
         .recompute_mlp_in_backward(self.recompute_mlp))
     }
 
-    fn train_config(&self, seed: u64) -> TrainConfig {
+    /// The training settings of the run with `seed` on `clips` training clips.
+    fn train_config(&self, seed: u64, clips: usize) -> TrainConfig {
         if let Some(options) = &self.personalise {
             let options = PersonaliseOptions {
                 seed,
@@ -479,7 +480,7 @@ impl<'a> Job<'a> {
             };
             return TrainConfig {
                 devices: self.devices.clone(),
-                ..options.train_config(&self.petl, usize::MAX)
+                ..options.train_config(&self.petl, clips)
             };
         }
         let mut optimizer = OptimizerConfig::paper(&self.petl);
@@ -528,7 +529,9 @@ impl<'a> Job<'a> {
         let fold = data.fold;
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let model = self.model(seed, fold.splits.labels.len())?;
-        let train_config = self.train_config(seed);
+        let drawn_clips = self.few_shot().select(&fold.splits.train, seed);
+        let train_clips = drawn_clips.as_deref().unwrap_or(&fold.splits.train);
+        let train_config = self.train_config(seed, train_clips.len());
         let run_config = self.run_config(fold, &train_config, &model);
         let config_path = out.join("config.json");
         let results_path = out.join("results.json");
@@ -539,7 +542,6 @@ impl<'a> Job<'a> {
         }
         write_atomic(&config_path, config_text.as_bytes())?;
         let features = self.features(data)?;
-        let drawn_clips = self.few_shot().select(&fold.splits.train, seed);
         let drawn;
         let train: &[Example] = match &drawn_clips {
             Some(clips) => {
@@ -549,7 +551,6 @@ impl<'a> Job<'a> {
             None => &features.train,
         };
 
-        let train_clips = drawn_clips.as_deref().unwrap_or(&fold.splits.train);
         let speed_copies = self.speed_copies(train_clips)?;
         let with_copies: Vec<Example>;
         let trained_on: &[Example] = if speed_copies.is_empty() {
