@@ -32,13 +32,14 @@ use crate::train::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PersonaliseMethod {
-    /// Parallel Bottleneck adapter after each FFN input (Pfeiffer placement), the default.
+    /// Parallel Bottleneck adapter after each FFN input (Pfeiffer placement).
     Adapter,
     /// LoRA on the query and value projections.
     Lora,
     /// Linear probe: only the final LayerNorm and the head train.
     Linear,
-    /// Parallel Bottleneck adapters after both sub-layers (Houlsby placement).
+    /// Parallel Bottleneck adapters after both sub-layers (Houlsby placement), the default: the
+    /// best of the page's methods on new speakers and new words (BENCHMARKS.md, few-shot).
     Houlsby,
     /// BitFit: every bias of the backbone trains.
     Bitfit,
@@ -63,10 +64,10 @@ pub enum PersonaliseMethod {
 impl PersonaliseMethod {
     /// Every method, the page's default first.
     pub const ALL: [Self; 13] = [
+        Self::Houlsby,
         Self::Adapter,
         Self::Lora,
         Self::Linear,
-        Self::Houlsby,
         Self::Bitfit,
         Self::Prompt,
         Self::Prefix,
@@ -342,7 +343,7 @@ impl PersonaliseOptions {
 impl Default for PersonaliseOptions {
     fn default() -> Self {
         Self {
-            method: PersonaliseMethod::Adapter,
+            method: PersonaliseMethod::Houlsby,
             epochs: 7,
             batch_size: 16,
             lr: None,

@@ -167,6 +167,17 @@ fn the_page_offers_every_method() {
         .collect();
     let all: Vec<&str> = PersonaliseMethod::ALL.iter().map(|m| m.name()).collect();
     assert_eq!(offered, all);
+    // The page selects the recipe's default method, listed first.
+    let selected = select
+        .split("<option value=\"")
+        .skip(1)
+        .find(|option| option.contains(" selected>"))
+        .map(|option| &option[..option.find('"').unwrap()]);
+    assert_eq!(selected, Some(PersonaliseOptions::default().method.name()));
+    assert_eq!(
+        PersonaliseMethod::ALL[0],
+        PersonaliseOptions::default().method
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //      file show clear messages.
 //      The page is cross-origin isolated, so this runs the threaded CPU build; a second run with
 //      `?threads=1` (the single-threaded build) checks the native numbers and times the same training.
-//      Prompt tuning, BitFit, a Houlsby adapter and IA³ train too; their files classify natively
+//      Prompt tuning, BitFit, a Pfeiffer adapter and IA³ train too; their files classify natively
 //      as in the page.
 //   3. A model downloaded by URL from a hub-like server: the f16 file, a moving progress bar,
 //      Cache Storage on reload, a download cut half-way (hubScenario).
@@ -464,7 +464,7 @@ async function singleThreadCpuScenario(url, words) {
     // Other methods train in the page too, one epoch each (three steps: the 12 clips and their
     // two speed-changed copies); each exported file gives the page's numbers natively.
     const probe = words[WORDS[1]][5];
-    for (const method of ['prompt', 'bitfit', 'houlsby', 'ia3']) {
+    for (const method of ['prompt', 'bitfit', 'adapter', 'ia3']) {
       await page.selectOption('#method', method);
       // The size box sets the method's main size (here 4 prompt tokens); BitFit and IA³ have none.
       assert.equal(await page.isDisabled('#size'), method === 'bitfit' || method === 'ia3', `${method}: size box`);
@@ -643,6 +643,8 @@ async function webgpuScenario(url, words, fromCpu) {
       assertClose(await scoresOf(page, fromCpu.probe), fromCpu.reference, 'CPU-trained adapter on WebGPU');
     }
     await addClasses(page, words, 'webgpu');
+    // Two steps (no speed copies): a software GPU takes about 20 s per step.
+    await page.uncheck('#speed-perturb');
     const training = await train(page, 2, 'webgpu');
     assert.equal(training.total_steps, 2);
     const probe = words[WORDS[1]][5];
