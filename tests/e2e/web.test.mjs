@@ -18,7 +18,7 @@
 //      a short training run on WebGPU exports an adapter whose native logits match the page's.
 //   5. Only with `--only ast-base` (too slow for every CI run): the AudioSet AST's shape (random
 //      weights, 527 labels, f16 download), its load, Cache Storage, native-equal scores on the
-//      threaded CPU, adapter training steps and the page's memory (astBaseScenario).
+//      threaded CPU and on WebGPU, adapter training steps and the page's memory (astBaseScenario).
 //
 // Screenshots of the main states and a timing summary (web-bench.json) go to $E2E_OUT
 // (default: $CARGO_TARGET_DIR/e2e). Usage: node tests/e2e/web.test.mjs [--only webgpu|cpu|hub|ast-base]
@@ -574,7 +574,8 @@ async function hubScenario(url) {
 // AST-base in the page (`--only ast-base`; not in the default run: about N minutes on 2 cores):
 // the AudioSet model's shape (d 768, 12 layers, 527 labels; random weights from `native-train
 // init`) served as a hub repo with its f16 file, downloaded with progress, loaded again from Cache
-// Storage, classified on the threaded CPU as natively, and personalised for a few adapter steps.
+// Storage, classified on the threaded CPU and on WebGPU as natively, and personalised for a few
+// adapter steps.
 async function astBaseScenario(url, words) {
   const full = join(WORK, 'ast-base');
   const half = join(WORK, 'ast-base-f16');
@@ -620,6 +621,21 @@ async function astBaseScenario(url, words) {
     assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
   } finally {
     await browser.close();
+  }
+  // The same weights on WebGPU (SwiftShader): the scores of the CPU and of native.
+  const gpu = await launch({ webgpu: true });
+  try {
+    const { page, errors } = await open(gpu, url);
+    assert.match(await page.textContent('#backend'), /WebGPU/);
+    await downloadFromHub(page, `${url}hub/petl/ast-base/resolve/main/`, 900_000);
+    assert.match(await page.textContent('#status'), /Ready: .*loaded/, await page.textContent('#message'));
+    const digit = join(FSDD, '5_nicolas_2.wav');
+    const t0 = Date.now();
+    assertClose(await scoresOf(page, digit), nativeScores(digit, null, half), 'AST-base f16: page (WebGPU) vs native');
+    bench.ast_base_webgpu_first_classification_ms = Date.now() - t0;
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
+  } finally {
+    await gpu.close();
   }
 }
 
