@@ -571,7 +571,8 @@ async function hubScenario(url) {
   }
 }
 
-// AST-base in the page (`--only ast-base`; not in the default run: about N minutes on 2 cores):
+// AST-base in the page (`--only ast-base`; not in the default run: 14 minutes on 2 cores, most of
+// them for one classification on SwiftShader):
 // the AudioSet model's shape (d 768, 12 layers, 527 labels; random weights from `native-train
 // init`) served as a hub repo with its f16 file, downloaded with progress, loaded again from Cache
 // Storage, classified on the threaded CPU and on WebGPU as natively, and personalised for a few
