@@ -61,6 +61,10 @@ pub struct Args {
     /// Passes over the clips (default: the page's).
     #[arg(long)]
     epochs: Option<usize>,
+    /// The methods' main size (adapter width, LoRA rank, prompt tokens; `PersonaliseOptions::size`;
+    /// default: the page's).
+    #[arg(long)]
+    size: Option<usize>,
     /// Time shift and SpecAugment masks during personalisation (`PersonaliseOptions::augment`).
     #[arg(long)]
     augment: bool,
@@ -264,6 +268,7 @@ pub fn run(args: Args) -> Result<()> {
                     seed: seed as u64,
                     augment: args.augment,
                     speed_perturb: !args.no_speed_perturb,
+                    size: args.size,
                     ..PersonaliseOptions::default()
                 };
                 if let Some(epochs) = args.epochs {
