@@ -174,14 +174,7 @@ fn decode_stream<R: Read>(
         .unwrap_or_else(|| u64::from(spec.bits_per_sample).div_ceil(8))
         .max(1);
     let available = total_len.saturating_sub(count.get());
-    let needed = u64::from(wav.len()) * container;
-    if available < needed {
-        return Err(AudioError::Truncated {
-            origin: origin_s(),
-            declared: frames,
-            present: available / (container * channels),
-        });
-    }
+    check_data_present(u64::from(wav.len()), container, channels, available, origin)?;
 
     let mut samples = Vec::with_capacity(frames as usize);
     let result = match spec.sample_format {
@@ -221,6 +214,25 @@ fn decode_stream<R: Read>(
         }),
         Err(Some(e)) => Err(header_error(e, origin, fmt.as_ref(), false, "")),
     }
+}
+
+/// Refuses a file whose `available` bytes after the header hold fewer than the `samples` it
+/// declares, each `container` bytes wide (in frames of `channels` samples).
+fn check_data_present(
+    samples: u64,
+    container: u64,
+    channels: u64,
+    available: u64,
+    origin: &str,
+) -> Result<(), AudioError> {
+    if available < samples * container {
+        return Err(AudioError::Truncated {
+            origin: origin.to_string(),
+            declared: samples / channels,
+            present: available / (container * channels),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses what the decoder cannot read: no channels, a zero rate, a sample format other than

@@ -165,13 +165,8 @@ pub fn run(args: Args) -> Result<()> {
         &args.out.join("preprocessor_config.json"),
         serde_json::to_string_pretty(&preprocessor)?.as_bytes(),
     )?;
-    let corpus_manifest = args
-        .corpus
-        .as_ref()
-        .and_then(|c| std::fs::read_to_string(c.join("manifest.json")).ok())
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     let results = json!({
-        "speakers": DEMO_SPEAKERS, "corpus": corpus_manifest, "labels": splits.labels.len(),
+        "speakers": DEMO_SPEAKERS, "corpus": corpus_manifest(&args), "labels": splits.labels.len(),
         "train_clips": train_set.len(), "valid_clips": valid.len(),
         "test_clips": test.len(), "test_accuracy": test_accuracy,
         "best_valid_accuracy": history.iter().filter_map(|m| m.valid_accuracy).fold(0.0, f64::max),
@@ -188,6 +183,12 @@ pub fn run(args: Args) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The corpus's `manifest.json` (its sources, voices, words and counts), kept in `results.json`.
+fn corpus_manifest(args: &Args) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(args.corpus.as_ref()?.join("manifest.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The model's config: the checkpoint's when starting from one, else the sizes of `args`; the
