@@ -304,17 +304,39 @@ impl PersonaliseOptions {
         extractor: &FeatureExtractor,
         clips: &[(Vec<f32>, usize)],
     ) -> Vec<Example> {
-        let recorded = clips.iter().map(|(samples, label)| Example {
-            features: extractor.extract(samples),
-            label: *label,
+        let example = |features, label| Example { features, label };
+        let recorded = clips
+            .iter()
+            .map(|(samples, label)| example(extractor.extract(samples), *label));
+        let copies = clips.iter().flat_map(|(samples, label)| {
+            self.speed_copies(extractor, samples)
+                .into_iter()
+                .map(|features| example(features, *label))
         });
-        let perturbed = self.speeds().iter().flat_map(|&speed| {
-            clips.iter().map(move |(samples, label)| Example {
-                features: extractor.extract(&speed_changed(samples, speed)),
-                label: *label,
-            })
-        });
-        recorded.chain(perturbed).collect()
+        let copies = self.speed_major(copies.collect());
+        recorded.chain(copies).collect()
+    }
+
+    /// The inputs of `samples` (16 kHz) at each of [`Self::speeds`], in that order.
+    pub fn speed_copies(&self, extractor: &FeatureExtractor, samples: &[f32]) -> Vec<Vec<f32>> {
+        self.speeds()
+            .iter()
+            .map(|&speed| extractor.extract(&speed_changed(samples, speed)))
+            .collect()
+    }
+
+    /// `copies` made clip after clip ([`Self::speed_copies`] of each) in the order the recipe
+    /// trains on them: every clip at the first speed, then every clip at the next.
+    pub fn speed_major(&self, copies: Vec<Example>) -> Vec<Example> {
+        let speeds = self.speeds().len();
+        if speeds < 2 {
+            return copies;
+        }
+        let mut by_speed: Vec<Vec<Example>> = (0..speeds).map(|_| Vec::new()).collect();
+        for (i, copy) in copies.into_iter().enumerate() {
+            by_speed[i % speeds].push(copy);
+        }
+        by_speed.into_iter().flatten().collect()
     }
 
     /// The training settings of the recipe for `petl` on `clips` recorded clips (also the CLI's
@@ -556,6 +578,20 @@ mod tests {
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
         assert_eq!(labels, [0, 1, 0, 1, 0, 1]);
         assert_eq!(examples[0].features, extractor.extract(&clips[0].0));
+        // Every clip at the first speed, then every clip at the second.
+        let [slow, fast] = PersonaliseOptions::PERTURB_SPEEDS;
+        assert_eq!(
+            examples[2].features,
+            extractor.extract(&speed_changed(&clips[0].0, slow))
+        );
+        assert_eq!(
+            examples[3].features,
+            extractor.extract(&speed_changed(&clips[1].0, slow))
+        );
+        assert_eq!(
+            examples[5].features,
+            extractor.extract(&speed_changed(&clips[1].0, fast))
+        );
         assert_ne!(examples[2].features, examples[0].features);
         let off = PersonaliseOptions {
             speed_perturb: false,

@@ -31,24 +31,35 @@ pub fn examples_with<F>(
 where
     F: Fn(&Clip) -> Result<Vec<f32>, String> + Sync,
 {
-    let one = |clip: &Clip| -> Result<Example, String> {
-        Ok(Example {
-            features: features(clip)?,
-            label: clip.label,
-        })
-    };
+    examples_per_clip(clips, skip_bad, |clip| Ok(vec![features(clip)?]))
+}
+
+/// [`examples_with`] for a function that makes several inputs of each clip (e.g. the clip at
+/// several speeds): each clip's inputs in the function's order, clip after clip, all with the
+/// clip's label.
+pub fn examples_per_clip<F>(
+    clips: &[Clip],
+    skip_bad: bool,
+    features: F,
+) -> Result<(Vec<Example>, Vec<String>), DataError>
+where
+    F: Fn(&Clip) -> Result<Vec<Vec<f32>>, String> + Sync,
+{
     #[cfg(threaded)]
-    let results: Vec<Result<Example, String>> = {
+    let results: Vec<Result<Vec<Vec<f32>>, String>> = {
         use rayon::prelude::*;
-        clips.par_iter().map(one).collect()
+        clips.par_iter().map(&features).collect()
     };
     #[cfg(not(threaded))]
-    let results: Vec<Result<Example, String>> = clips.iter().map(one).collect();
+    let results: Vec<Result<Vec<Vec<f32>>, String>> = clips.iter().map(&features).collect();
     let mut out = Vec::with_capacity(results.len());
     let mut skipped = Vec::new();
     for (clip, result) in clips.iter().zip(results) {
         match result {
-            Ok(e) => out.push(e),
+            Ok(inputs) => out.extend(inputs.into_iter().map(|features| Example {
+                features,
+                label: clip.label,
+            })),
             Err(message) if skip_bad => skipped.push(message),
             Err(message) => {
                 return Err(DataError::Io {

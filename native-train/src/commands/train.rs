@@ -16,7 +16,7 @@ use petl_ast::data::cache::FbankCache;
 use petl_ast::data::{self, Clip};
 use petl_ast::io::write_atomic;
 use petl_ast::model::{Checkpoint, LoadOptions};
-use petl_ast::personalise::{speed_changed, PersonaliseMethod, PersonaliseOptions};
+use petl_ast::personalise::{PersonaliseMethod, PersonaliseOptions};
 use petl_ast::petl::checkpoint::sha256_hex;
 use petl_ast::petl::{AdapterMetadata, MethodArgs, PetlConfig, PetlModel};
 use petl_ast::train::{
@@ -424,16 +424,18 @@ impl<'a> Job<'a> {
         let limits = AudioLimits {
             max_seconds: self.args.max_seconds,
         };
-        let mut copies = Vec::new();
-        for &speed in options.speeds() {
-            let (examples, _) =
-                data::features::examples_with(clips, self.args.skip_bad_files, |clip| {
-                    let audio = read_wav(&clip.path, &limits).map_err(|e| e.to_string())?;
-                    let samples = to_16k(audio).map_err(|e| e.to_string())?;
-                    Ok(self.extractor.extract(&speed_changed(&samples, speed)))
-                })?;
-            copies.extend(examples);
+        if options.speeds().is_empty() {
+            return Ok(Vec::new());
         }
+        // Each file is read once for all its copies (files that fail were reported when the
+        // clips themselves were read).
+        let (copies, _) =
+            data::features::examples_per_clip(clips, self.args.skip_bad_files, |clip| {
+                let audio = read_wav(&clip.path, &limits).map_err(|e| e.to_string())?;
+                let samples = to_16k(audio).map_err(|e| e.to_string())?;
+                Ok(options.speed_copies(&self.extractor, &samples))
+            })?;
+        let copies = options.speed_major(copies);
         if !copies.is_empty() {
             eprintln!("train: {} speed-changed copies", copies.len());
         }
