@@ -27,11 +27,6 @@ impl LayerNorm {
         }
     }
 
-    /// Width `d`.
-    pub fn width(&self) -> usize {
-        self.gamma.dims()[0]
-    }
-
     /// # Shapes
     /// - x, output: `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
