@@ -552,6 +552,24 @@ fn init_writes_a_random_checkpoint_that_classifies() {
         &[],
     );
     assert_refused_with(&refused, "--labels must be at least 1");
+    let mut huge = source.clone();
+    huge["hidden_size"] = 16384.into();
+    huge["intermediate_size"] = 65536.into();
+    huge["num_attention_heads"] = 16.into();
+    huge["num_hidden_layers"] = 48.into();
+    let huge_config = tmp.path().join("huge.json");
+    std::fs::write(&huge_config, huge.to_string()).unwrap();
+    let refused = run_cli(
+        &[
+            "init".into(),
+            "--config".into(),
+            huge_config.display().to_string(),
+            "--out".into(),
+            tmp.path().join("huge").display().to_string(),
+        ],
+        &[],
+    );
+    assert_refused_with(&refused, "GiB for its weights; init writes at most 16 GiB");
 }
 
 /// `train --recipe personalise` runs the page's recipe: each drawn clip also at the page's two

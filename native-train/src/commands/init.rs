@@ -11,6 +11,10 @@ use petl_ast::model::checkpoint::PREPROCESSOR_FILE;
 use petl_ast::model::save::save_dir;
 use petl_ast::model::{AstConfig, AstForAudioClassification};
 
+/// The largest model `init` makes (f32 weights; AST-large is about 1.2 GB): a config that
+/// passes validation can still describe hundreds of GiB.
+const MAX_WEIGHT_BYTES: u128 = 16 << 30;
+
 /// Arguments of `init`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -47,6 +51,13 @@ pub fn run(args: Args) -> Result<()> {
     let names: Vec<String> = (0..labels).map(|i| format!("label {i}")).collect();
     config.set_labels(&names);
     config.validate().map_err(anyhow::Error::msg)?;
+    let bytes = 4 * config.backbone_weight_values(config.max_length);
+    anyhow::ensure!(
+        bytes <= MAX_WEIGHT_BYTES,
+        "a random AST of this shape needs {:.1} GiB for its weights; init writes at most {} GiB",
+        bytes as f64 / f64::from(1u32 << 30),
+        MAX_WEIGHT_BYTES >> 30
+    );
     let device = petl_ast::backend::cpu_device().map_err(anyhow::Error::msg)?;
     device.seed(args.seed);
     let model = AstForAudioClassification::new(&config, config.max_length, labels, &device);
